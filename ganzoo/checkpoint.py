@@ -1,0 +1,65 @@
+"""Orbax checkpoints of the whole GANState: save every N steps, keep the last few, resume the newest.
+
+A checkpoint that fails to restore (a half-written or corrupted directory) is reported and the next
+older one is tried, so a crash mid-save never loses the run.
+"""
+
+import logging
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from ganzoo.state import GANState
+
+
+class Checkpointer:
+  """Thin wrapper around `ocp.CheckpointManager` for one GANState directory."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3):
+    self.directory = os.path.abspath(directory)
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, state: GANState, force: bool = False) -> bool:
+    """Saves asynchronously; returns whether a save started. Call `wait()` before exiting."""
+    return self._manager.save(int(step), args=ocp.args.StandardSave(state), force=force)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def restore(self, step: int, target: GANState) -> GANState:
+    """Restores `step` onto the shapes, dtypes and shardings of `target` (a state or its eval_shape)."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self._manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
+
+  def restore_latest(self, target: GANState) -> tuple[GANState, int] | None:
+    """The newest checkpoint that restores, or None when there is none."""
+    for step in reversed(self.steps()):
+      try:
+        return self.restore(step, target), step
+      except Exception as e:  # pylint: disable=broad-except
+        logging.error("checkpoint at step %d in %s failed to restore (%s: %s); trying the previous one",
+                      step, self.directory, type(e).__name__, e)
+        print(f"warning: checkpoint {step} in {self.directory} failed to restore ({type(e).__name__}); "
+              "using the previous one", flush=True)
+    return None
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def latest_state(workdir: str, target: GANState, subdir: str = "checkpoints") -> tuple[GANState, int] | None:
+  """Restores the newest good checkpoint of a run directory, or None."""
+  directory = os.path.join(workdir, subdir)
+  if not os.path.isdir(directory):
+    return None
+  ckpt = Checkpointer(directory)
+  try:
+    return ckpt.restore_latest(target)
+  finally:
+    ckpt.close()

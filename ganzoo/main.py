@@ -1,0 +1,34 @@
+"""Command line: `python -m ganzoo.main --config=configs/sngan.py[:variant] --workdir=DIR`.
+
+Overrides: `--config.train.num_steps=2000 --config.data.name=mnist`. The same workdir resumes.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from ganzoo import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/, with :variant.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples (resumes).")
+_NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "Disable the progress bar.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, progress=not _NO_PROGRESS.value)
+  except (ValueError, FloatingPointError) as e:
+    # User-fixable problems (bad config, missing data, NaN loss) get one line, not a traceback.
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(f"done: step {summary['step']} in {summary['seconds']:.1f}s; workdir {summary['workdir']}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,74 @@
+"""Data parallelism: one `Mesh` axis 'data' over all devices, jit + NamedSharding.
+
+The global batch is sharded over the 'data' axis and the state is replicated. Because the step is
+written over *global* arrays, reductions over the batch (losses, BatchNorm statistics) are global:
+XLA inserts the cross-device all-reduces, so the result does not depend on the device count.
+Multi-host: `maybe_initialize_distributed` starts `jax.distributed`; every process feeds its slice of
+the global batch (`ganzoo.data` slices per process) and `global_batch` assembles the global array.
+"""
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh over `devices` (default: every device of every process)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
+  """Sharding of an array whose axis `batch_axis` is the global batch."""
+  return NamedSharding(mesh, P(*([None] * batch_axis), DATA_AXIS))
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh, micro_batches: int = 1) -> None:
+  n = mesh.size
+  if global_batch_size % (n * micro_batches):
+    raise ValueError(
+        f"data.batch_size={global_batch_size} must be divisible by the number of devices ({n})"
+        + (f" times train.grad_accum ({micro_batches})" if micro_batches > 1 else "")
+        + f"; use a multiple of {n * micro_batches}")
+
+
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh, batch_axis: int = 1) -> dict[str, jax.Array]:
+  """Places this process's slice of a batch onto the mesh as global arrays sharded on `batch_axis`."""
+  sharding = batch_sharding(mesh, batch_axis)
+  if jax.process_count() == 1:
+    return jax.device_put(local_batch, sharding)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  return jax.device_put(tree, replicated(mesh))
+
+
+def maybe_initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                                 process_id: int | None = None) -> bool:
+  """Calls `jax.distributed.initialize` for multi-host runs; returns whether it did.
+
+  Arguments come from the config (`parallel.*`) or the usual environment variables
+  (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID); on TPU pods and SLURM/OpenMPI
+  clusters, `jax.distributed.initialize()` with no arguments detects them itself, which
+  `parallel.distributed=True` asks for.
+  """
+  coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+    num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+  if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+    process_id = int(os.environ["JAX_PROCESS_ID"])
+  if not coordinator_address:
+    return False
+  jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                             process_id=process_id)
+  return True

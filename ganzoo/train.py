@@ -1,0 +1,279 @@
+"""The training program: data -> jitted step -> log / sample / evaluate / checkpoint.
+
+`train_and_evaluate(config, workdir)` is importable (notebooks, tests); `ganzoo.main` is the CLI.
+Starting again with the same workdir resumes from the newest checkpoint; a resumed run is
+identical to an unbroken one because the step's randomness is `fold_in(seed key, step)` and the
+data order is a pure function of (seed, step).
+
+Workdir layout:
+  checkpoints/<step>/   orbax checkpoints of the whole GANState (last `train.keep_checkpoints`)
+  best/<step>/          the checkpoint with the best eval/fid (when evaluation runs)
+  metrics.jsonl         one JSON object per logged step: {"step": ..., "train/d_loss": ..., ...}
+  tb/                   TensorBoard event files
+  samples/              PNG grids from a fixed latent batch (EMA generator when EMA is on)
+  config.json           the config of the run
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ganzoo import checkpoint
+from ganzoo import config as config_lib
+from ganzoo import data as data_lib
+from ganzoo import parallel
+from ganzoo import sampling
+from ganzoo import steps
+from ganzoo.state import GANState, param_count
+
+# Config sections whose keys are fixed by ganzoo/config.py (model.* and loss.* carry family fields).
+_STRICT_SECTIONS = ("data", "penalty", "sn", "optim", "train", "eval", "parallel")
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss became NaN/Inf; the run stopped and the last good checkpoint was kept."""
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects keys that ganzoo/config.py does not define (a typo would otherwise be silently ignored)."""
+  ref = config_lib.get_base_config()
+  for section in _STRICT_SECTIONS:
+    if section not in config:
+      raise ValueError(f"config has no '{section}' section; start configs from ganzoo.config.get_base_config()")
+    _check_keys(config[section], ref[section], section)
+  unknown = set(config.keys()) - set(ref.keys())
+  if unknown:
+    raise ValueError(f"unknown config key(s) {sorted(unknown)}; the top-level keys are {sorted(ref.keys())}")
+
+
+def _check_keys(cfg, ref, prefix):
+  for key in cfg.keys():
+    if key not in ref:
+      raise ValueError(f"unknown config key '{prefix}.{key}'; valid keys of '{prefix}' are {sorted(ref.keys())}")
+    if isinstance(ref[key], ml_collections.ConfigDict) and key not in ("g", "d"):
+      _check_keys(cfg[key], ref[key], f"{prefix}.{key}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers (process 0 only).
+
+class MetricWriter:
+  """metrics.jsonl + TensorBoard. On resume, lines after the restored step are dropped first."""
+
+  def __init__(self, workdir: str, start_step: int, enabled: bool = True):
+    self.enabled = enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if not enabled:
+      return
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= start_step]
+      with open(self.path, "w") as f:
+        f.writelines(kept)
+    try:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=start_step + 1)
+    except ImportError:  # TensorBoard is optional
+      self._tb = None
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}}) + "\n")
+    if self._tb is not None:
+      for name, value in metrics.items():
+        self._tb.add_scalar(name, float(value), int(step))
+
+  def write_image(self, step: int, name: str, grid: np.ndarray) -> None:
+    if self.enabled and self._tb is not None:
+      self._tb.add_image(name, grid, int(step), dataformats="HWC")
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+class Progress:
+  """A tqdm bar with steps/s, ETA and the latest losses (a plain line per log step without tqdm)."""
+
+  def __init__(self, start: int, total: int, enabled: bool):
+    self._bar = None
+    self.enabled = enabled
+    if enabled:
+      try:
+        from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+        self._bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0)
+      except ImportError:
+        self._bar = None
+
+  def update(self, n: int = 1) -> None:
+    if self._bar is not None:
+      self._bar.update(n)
+
+  def show(self, step: int, metrics: dict[str, float]) -> None:
+    short = {k.split("/")[-1]: f"{v:.4g}" for k, v in metrics.items() if k.endswith(("loss", "fid"))}
+    if self._bar is not None:
+      self._bar.set_postfix(short, refresh=False)
+    elif self.enabled:
+      print(f"step {step}: {short}", flush=True)
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _fetch(metrics: dict[str, jax.Array]) -> dict[str, float]:
+  return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def _check_finite(step: int, metrics: dict[str, float], last_ckpt: int | None, workdir: str) -> None:
+  bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+  if bad:
+    name, value = next(iter(bad.items()))
+    kept = (f"the last good checkpoint (step {last_ckpt}) is kept in {workdir}/checkpoints"
+            if last_ckpt is not None else "no checkpoint had been written yet")
+    raise NonFiniteLossError(f"step {step}: {name} is {value}; stopped, {kept}. "
+                             "Lower the learning rates or add a penalty/spectral norm.")
+
+
+def sample_images(gan: steps.GAN) -> Callable[[GANState, jax.Array, jax.Array | None], jax.Array]:
+  """A jitted G(z, y) from the EMA params in inference mode."""
+  return jax.jit(lambda state, z, y: steps.generate(gan, state, z, y, use_ema=True))
+
+
+def fixed_latents(gan: steps.GAN, seed: int, n: int) -> tuple[jax.Array, jax.Array | None]:
+  """The fixed latent batch of the sample grids (classes in order for conditional GANs)."""
+  z, _ = steps.sample_latents(gan, jax.random.fold_in(jax.random.PRNGKey(seed), 0x5A3), n)
+  y = (jnp.arange(n) % gan.num_classes).astype(jnp.int32) if gan.num_classes else None
+  return z, y
+
+
+def write_samples(workdir: str, step: int, images: np.ndarray, writer: MetricWriter) -> str:
+  """Writes a PNG grid (images) or an .npy of points (2-D toy data); returns the path."""
+  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+  if images.ndim != 4:
+    path = os.path.join(workdir, "samples", f"step_{step:08d}.npy")
+    np.save(path, images)
+    return path
+  grid = sampling.make_grid(images)
+  path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
+  sampling.save_grid(path, grid)
+  writer.write_image(step, "samples", grid)
+  return path
+
+
+def setup(config: ml_collections.ConfigDict, mesh=None):
+  """Builds (dataset, gan, mesh) from a config; shared by training, evaluation and sampling."""
+  validate_config(config)
+  mesh = mesh if mesh is not None else parallel.make_mesh()
+  parallel.check_batch_size(config.data.batch_size, mesh, config.train.get("grad_accum", 1))
+  dataset = data_lib.build_dataset(config.data, config.seed, jax.process_index(), jax.process_count())
+  gan = steps.build(config, dataset.image_shape, dataset.num_classes)
+  return dataset, gan, mesh
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=None,
+                       progress: bool = True) -> dict[str, Any]:
+  """Trains a GAN as configured, resuming from `workdir` when it holds checkpoints.
+
+  Returns a summary dict: final step, last logged metrics, wall time, paths.
+  """
+  if config.parallel.get("distributed", False) or config.parallel.get("coordinator_address"):
+    parallel.maybe_initialize_distributed(config.parallel.coordinator_address, config.parallel.num_processes,
+                                          config.parallel.process_id) or jax.distributed.initialize()
+  workdir = os.path.abspath(workdir)
+  lead = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  dataset, gan, mesh = setup(config, mesh)
+  if lead:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  state = jax.jit(lambda key: steps.init_state(gan, key), out_shardings=parallel.replicated(mesh))(
+      jax.random.PRNGKey(config.seed))
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
+  restored = ckpt.restore_latest(state)
+  start = 0
+  if restored is not None:
+    state, start = restored
+    if lead:
+      print(f"resumed from {workdir}/checkpoints at step {start}", flush=True)
+  last_ckpt = start if restored is not None else None
+
+  writer = MetricWriter(workdir, start, enabled=lead)
+  counts = {"params/g": param_count(state.g_params), "params/d": param_count(state.d_params)}
+  if lead:
+    print(f"{config.model.name}: G {counts['params/g']:,} params, D {counts['params/d']:,} params; "
+          f"{mesh.size} device(s), global batch {config.data.batch_size}", flush=True)
+    if start == 0:
+      writer.write(0, counts)
+
+  t = config.train
+  num_steps = int(t.num_steps)
+  summary: dict[str, Any] = {"workdir": workdir, "start_step": start, **counts}
+  if start >= num_steps:
+    writer.close()
+    ckpt.close()
+    return {**summary, "step": start, "metrics": {}, "seconds": 0.0}
+
+  train_step = steps.make_train_step(gan, mesh)
+  sample_fn = sample_images(gan)
+  z_fixed, y_fixed = fixed_latents(gan, config.seed, int(t.num_sample_images))
+  evaluator = _make_evaluator(config, gan, mesh, workdir) if config.eval.every else None
+
+  d_steps = int(t.d_steps)
+  batches = data_lib.prefetch(dataset.batches(start, config.data.batch_size, d_steps), config.data.prefetch)
+  bar = Progress(start, num_steps, enabled=lead and progress)
+  last: dict[str, float] = {}
+  t0 = time.time()
+  try:
+    for step in range(start + 1, num_steps + 1):
+      batch = parallel.global_batch(next(batches), mesh, batch_axis=1)
+      state, metrics = train_step(state, batch)
+      bar.update()
+      is_log = step % t.log_every == 0 or step == num_steps
+      is_ckpt = step % t.checkpoint_every == 0 or step == num_steps
+      if is_log or is_ckpt:
+        last = _fetch(metrics)
+        _check_finite(step, last, last_ckpt, workdir)
+        if is_log:
+          last["perf/steps_per_sec"] = (step - start) / max(time.time() - t0, 1e-9)
+          writer.write(step, last)
+          bar.show(step, last)
+      if t.sample_every and (step % t.sample_every == 0 or step == num_steps):
+        images = np.asarray(jax.device_get(sample_fn(state, z_fixed, y_fixed)))
+        if lead:
+          summary["last_samples"] = write_samples(workdir, step, images, writer)
+      if evaluator is not None and (step % config.eval.every == 0 or step == num_steps):
+        results = evaluator(state, step)
+        writer.write(step, results)
+        bar.show(step, results)
+        last.update(results)
+      if is_ckpt:
+        ckpt.save(step, state, force=True)
+        last_ckpt = step
+  finally:
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    batches.close()
+  seconds = time.time() - t0
+  return {**summary, "step": num_steps, "metrics": last, "seconds": seconds}
+
+
+def _make_evaluator(config, gan, mesh, workdir):
+  """In-training FID/KID; keeps the best checkpoint by FID under workdir/best."""
+  from ganzoo import evaluate  # pylint: disable=g-import-not-at-top
+  return evaluate.make_training_evaluator(config, gan, mesh, workdir)
