@@ -1,0 +1,58 @@
+"""ganzoo input pipeline: data sets -> deterministic numpy batches, sharded per process.
+
+The trainer calls ``build_dataset(config.data, seed)`` and iterates
+``prefetch(ds.batches(start_step, global_batch_size, steps_per_call))``; it puts batches on
+devices itself. Evaluation code calls ``load_images(name, split, ...)`` for reference images.
+
+Config fields read from ``config.data`` (missing or None fields take the default):
+  name:        'fashion_mnist', 'mnist', or any tfds name ('cifar10', 'celeb_a', 'svhn_cropped',
+               'stl10', ...); 'npz' or 'folder' (with ``path``); 'ring8' or 'grid25' (synthetic 2-D).
+  split:       'train' (default), 'test', or any tfds split string ('train[:90%]'); IDX files have
+               'train' and 'test' (t10k). Ignored by npz, folder.
+  source:      'auto' (default), 'idx', 'tfds', 'npz', 'folder' or 'synthetic'. 'auto' picks
+               synthetic for ring8/grid25, npz/folder for those names, IDX files for
+               mnist/fashion_mnist when found (else tfds), and tfds for everything else.
+  data_dir:    a folder searched first for IDX files (itself and <data_dir>/<name>/), and the tfds
+               ``data_dir`` (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+  path:        the .npz file or image folder (for source 'idx', a folder with the IDX files).
+  image_size:  int or (H, W): resize when different from the stored size (PIL BICUBIC,
+               antialiased when shrinking). Default: stored size (64 for celeb_a).
+  center_crop: optional int: center crop side before resizing (default 108 for celeb_a, 0 = off).
+  batch_size:  the global batch size (all processes); B_local = batch_size // process_count.
+  num_classes: optional override of the number of classes.
+  max_examples: optional int: keep only the first N examples (quick runs, tests).
+
+IDX search order for mnist/fashion_mnist: ``data_dir``, ``data_dir/<name>``,
+``$GANZOO_DATA_DIR/<name>``, ``~/.cache/ganzoo/<name>``, and for fashion_mnist the Debian package
+folder /usr/share/datasets/fashion-mnist (``apt-get install dataset-fashion-mnist``). Files:
+``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (gzip detected from the content).
+tfds data sets are read with ``tfds.data_source`` (ArrayRecord, no TensorFlow needed); they must
+be prepared already (nothing is downloaded). A missing data set raises ``DatasetNotFoundError``
+(a ValueError) whose one-line message says how to get it.
+
+Batches: ``{'image': float32 [steps_per_call, B_local, *image_shape] in [-1, 1] (x / 127.5 - 1),
+'label': int32 [steps_per_call, B_local]}`` ('label' only for labelled data). The order is a pure
+function of (seed, N, B, step): see ``Dataset``. Synthetic 2-D data is float32 [.., 2], unscaled,
+labelled by mode index.
+"""
+
+from ganzoo.data import synthetic
+from ganzoo.data.pipeline import build_dataset
+from ganzoo.data.pipeline import Dataset
+from ganzoo.data.pipeline import epoch_permutation
+from ganzoo.data.pipeline import load_images
+from ganzoo.data.pipeline import prefetch
+from ganzoo.data.pipeline import Prefetcher
+from ganzoo.data.pipeline import to_float
+from ganzoo.data.sources import ArraySource
+from ganzoo.data.sources import DatasetNotFoundError
+from ganzoo.data.sources import FolderSource
+from ganzoo.data.sources import open_source
+from ganzoo.data.sources import read_idx
+from ganzoo.data.sources import TfdsSource
+
+__all__ = [
+    'ArraySource', 'Dataset', 'DatasetNotFoundError', 'FolderSource', 'Prefetcher', 'TfdsSource',
+    'build_dataset', 'epoch_permutation', 'load_images', 'open_source', 'prefetch', 'read_idx',
+    'synthetic', 'to_float',
+]

@@ -1,0 +1,280 @@
+"""Deterministic, resumable, per-process batches and a background prefetcher (numpy, host side)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ganzoo.data import sources as sources_lib
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+  """uint8 pixels -> float32 in [-1, 1]: ``x / 127.5 - 1`` (0 -> -1, 255 -> 1)."""
+  return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The order of epoch ``epoch``: ``np.random.default_rng([seed, epoch]).permutation(n)``."""
+  return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class Dataset:
+  """Batches of one source for one process of a (possibly multi-host) run.
+
+  Global batch k (k = 0, 1, ...) with global size B over N examples comes from epoch
+  ``e = k // (N // B)``: it is ``perm_e[o : o + B]`` with ``o = (k mod (N // B)) * B`` and
+  ``perm_e = epoch_permutation(seed, e, N)`` (the last ``N mod B`` examples of each epoch's order
+  are dropped). Process p of P takes the contiguous slice ``[p * B / P, (p + 1) * B / P)`` of it.
+  So the stream is a pure function of (seed, N, B, k): restarting at ``start_step`` continues
+  exactly, and the union over processes is the one-process global batch. Synthetic sources draw
+  global batch k from ``default_rng([seed, k, 0x5EED])`` and are sliced the same way.
+
+  Attributes:
+    image_shape: (H, W, C) of the batches ((2,) for synthetic 2-D data).
+    num_classes: number of classes, or None when unlabelled.
+    num_examples: examples per epoch (None for the infinite synthetic sources).
+    has_labels: whether batches carry 'label'.
+  """
+
+  def __init__(self, source: Any, seed: int = 0, process_index: int = 0, process_count: int = 1,
+               global_batch_size: int | None = None, name: str = ''):
+    if process_count < 1 or not 0 <= process_index < process_count:
+      raise ValueError(f'process_index={process_index} must lie in [0, process_count={process_count}).')
+    self.source = source
+    self.seed = int(seed)
+    self.process_index = int(process_index)
+    self.process_count = int(process_count)
+    self.global_batch_size = global_batch_size
+    self.name = name or getattr(source, 'name', '')
+    self._perm_cache: dict[int, np.ndarray] = {}
+    if global_batch_size is not None:
+      self._check_batch(global_batch_size)
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    return tuple(self.source.image_shape)
+
+  @property
+  def num_classes(self) -> int | None:
+    return self.source.num_classes
+
+  @property
+  def num_examples(self) -> int | None:
+    return self.source.num_examples
+
+  @property
+  def has_labels(self) -> bool:
+    return bool(self.source.has_labels)
+
+  @property
+  def is_synthetic(self) -> bool:
+    return isinstance(self.source, sources_lib.SyntheticSource)
+
+  def steps_per_epoch(self, global_batch_size: int) -> int | None:
+    """Global batches per epoch, ``N // B`` (None for synthetic data)."""
+    return None if self.num_examples is None else self.num_examples // global_batch_size
+
+  def _check_batch(self, b: int) -> None:
+    if int(b) != b or b < 1:
+      raise ValueError(f'data.batch_size must be a positive int, got {b!r}.')
+    if b % self.process_count:
+      raise ValueError(f'global batch size {b} is not divisible by the process count '
+                       f'{self.process_count}: set data.batch_size to a multiple of it.')
+    if self.num_examples is not None and b > self.num_examples:
+      raise ValueError(f'global batch size {b} exceeds the {self.num_examples} examples of '
+                       f'{self.name}: lower data.batch_size.')
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    perm = self._perm_cache.get(epoch)
+    if perm is None:
+      perm = epoch_permutation(self.seed, epoch, self.num_examples)
+      self._perm_cache = {epoch: perm}  # keep one epoch: batches are read in order
+    return perm
+
+  def global_indices(self, k: int, global_batch_size: int) -> np.ndarray:
+    """Example indices of global batch ``k`` (all processes), int64 [B]."""
+    per_epoch = self.num_examples // global_batch_size
+    epoch, offset = divmod(int(k), per_epoch)
+    return self._permutation(epoch)[offset * global_batch_size:(offset + 1) * global_batch_size]
+
+  def local_batch(self, k: int, global_batch_size: int) -> dict[str, np.ndarray]:
+    """This process's slice of global batch k: image float32 [B_local, ...], label int32 [B_local]."""
+    b_local = global_batch_size // self.process_count
+    lo, hi = self.process_index * b_local, (self.process_index + 1) * b_local
+    if self.is_synthetic:
+      full = self.source.global_batch(self.seed, int(k), global_batch_size)
+      return {key: value[lo:hi] for key, value in full.items()}
+    out = self.source.get(self.global_indices(k, global_batch_size)[lo:hi])
+    out['image'] = to_float(out['image'])
+    if 'label' in out:
+      out['label'] = out['label'].astype(np.int32)
+    return out
+
+  def batches(self, start_step: int = 0, global_batch_size: int | None = None,
+              steps_per_call: int = 1) -> Iterator[dict[str, np.ndarray]]:
+    """Infinite iterator of ``{'image': float32 [S, B_local, *image_shape] in [-1, 1],
+    'label': int32 [S, B_local]}`` (S = steps_per_call); call c stacks global batches
+    ``c * S + i``, i < S, starting at c = start_step."""
+    b = self.global_batch_size if global_batch_size is None else global_batch_size
+    if b is None:
+      raise ValueError('no batch size: pass global_batch_size or set data.batch_size.')
+    self._check_batch(b)
+    if steps_per_call < 1 or start_step < 0:
+      raise ValueError(f'need steps_per_call >= 1 and start_step >= 0, got {steps_per_call}, {start_step}.')
+    return self._iterate(int(start_step), int(b), int(steps_per_call))
+
+  def _iterate(self, start_step: int, b: int, s: int) -> Iterator[dict[str, np.ndarray]]:
+    step = start_step
+    while True:
+      parts = [self.local_batch(step * s + i, b) for i in range(s)]
+      yield {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+      step += 1
+
+
+def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
+  if cfg is None:
+    return default
+  if isinstance(cfg, Mapping) or hasattr(cfg, 'get'):
+    value = cfg.get(key, default)
+  else:
+    value = getattr(cfg, key, default)
+  return default if value is None else value
+
+
+def build_dataset(data_config: Any, seed: int, process_index: int | None = None,
+                  process_count: int | None = None) -> Dataset:
+  """A ``Dataset`` from the ``data`` config (fields in the ``ganzoo.data`` docstring).
+
+  ``process_index``/``process_count`` default to ``jax.process_index()``/``jax.process_count()``.
+  """
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  name = _cfg_get(data_config, 'name')
+  source = sources_lib.open_source(
+      name,
+      split=_cfg_get(data_config, 'split', 'train'),
+      source=_cfg_get(data_config, 'source', 'auto'),
+      data_dir=_cfg_get(data_config, 'data_dir'),
+      path=_cfg_get(data_config, 'path'),
+      image_size=_cfg_get(data_config, 'image_size'),
+      center_crop=_cfg_get(data_config, 'center_crop'),
+      max_examples=_cfg_get(data_config, 'max_examples'),
+      num_classes=_cfg_get(data_config, 'num_classes'))
+  return Dataset(source, seed=seed, process_index=process_index, process_count=process_count,
+                 global_batch_size=_cfg_get(data_config, 'batch_size'), name=name)
+
+
+def load_images(name: str, split: str = 'train', data_dir: str | None = None,
+                path: str | None = None, max_examples: int | None = None, image_size=None,
+                source: str = 'auto', center_crop: int | None = None,
+                seed: int = 0) -> dict[str, np.ndarray]:
+  """All (or the first ``max_examples``) images of a data set, in stored order.
+
+  Returns ``{'image': uint8 [N, H, W, C], 'label': int32 [N]}`` ('label' only when labelled); grey
+  images keep C = 1. For the synthetic 2-D sets, returns ``max_examples`` (default 10,000) float32
+  [N, 2] samples drawn from ``default_rng([seed, split != 'train'])``.
+  """
+  src = sources_lib.open_source(name, split=split, source=source, data_dir=data_dir, path=path,
+                                image_size=image_size, center_crop=center_crop,
+                                max_examples=max_examples)
+  if isinstance(src, sources_lib.SyntheticSource):
+    from ganzoo.data import synthetic  # pylint: disable=g-import-not-at-top
+    n = 10_000 if max_examples is None else int(max_examples)
+    x, y = synthetic.sample(name, np.random.default_rng([seed, int(split != 'train')]), n)
+    return {'image': x, 'label': y}
+  return src.get(np.arange(src.num_examples))
+
+
+class _Done:
+  pass
+
+
+class _Failed:
+
+  def __init__(self, exc: BaseException):
+    self.exc = exc
+
+
+class Prefetcher:
+  """Iterates ``iterator`` in a daemon thread, keeping up to ``size`` items ready.
+
+  An exception raised by the iterator is re-raised by ``next`` in the consumer. ``close()`` (or
+  leaving a ``with`` block) stops the thread; iteration ends when the source is exhausted.
+  """
+
+  def __init__(self, iterator: Iterator[Any], size: int = 2):
+    if size < 1:
+      raise ValueError(f'prefetch size must be >= 1, got {size}.')
+    self._iterator = iterator
+    self._queue: queue.Queue = queue.Queue(maxsize=size)
+    self._stop = threading.Event()
+    self._finished = False
+    self._thread = threading.Thread(target=self._work, name='ganzoo-prefetch', daemon=True)
+    self._thread.start()
+
+  def _put(self, item: Any) -> bool:
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def _work(self) -> None:
+    try:
+      for item in self._iterator:
+        if not self._put(item):
+          return
+      self._put(_Done())
+    except BaseException as e:  # pylint: disable=broad-except
+      self._put(_Failed(e))
+
+  def __iter__(self) -> 'Prefetcher':
+    return self
+
+  def __next__(self) -> Any:
+    if self._finished:
+      raise StopIteration
+    item = self._queue.get()
+    if isinstance(item, _Done):
+      self._finished = True
+      raise StopIteration
+    if isinstance(item, _Failed):
+      self._finished = True
+      raise item.exc
+    return item
+
+  def close(self, timeout: float = 5.0) -> None:
+    """Stops the worker thread (it finishes the item it is computing) and drops queued items."""
+    self._stop.set()
+    self._finished = True
+    while True:
+      try:
+        self._queue.get_nowait()
+      except queue.Empty:
+        break
+    self._thread.join(timeout)
+
+  @property
+  def alive(self) -> bool:
+    return self._thread.is_alive()
+
+  def __enter__(self) -> 'Prefetcher':
+    return self
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()
+
+  def __del__(self) -> None:
+    self._stop.set()
+
+
+def prefetch(iterator: Iterator[Any], size: int = 2) -> Prefetcher:
+  """Runs ``iterator`` ahead in a background thread; see ``Prefetcher``."""
+  return Prefetcher(iterator, size)

@@ -1,0 +1,462 @@
+"""Random-access image sources: IDX (MNIST format), tfds ArrayRecord, .npz, image folders, synthetic.
+
+Every source has ``image_shape`` (H, W, C), ``num_classes`` (None when unlabelled),
+``num_examples``, ``has_labels`` and ``get(indices) -> {'image': uint8 [n, H, W, C],
+'label': int32 [n]}`` ('label' only when labelled). Grey images keep one channel.
+
+Resizing (any source, when ``image_size`` differs from the stored size): PIL ``Image.resize`` with
+``Image.BICUBIC``; Pillow widens the kernel when it shrinks, so down-sampling is antialiased.
+CelebA (``celeb_a``): a 108x108 center crop of the 218x178 aligned image (rows 55..162,
+columns 35..142; the DCGAN-tensorflow / WGAN-GP convention), then BICUBIC resize to
+``image_size`` (default 64x64). ``center_crop`` overrides the crop side for any source
+(0 turns the CelebA crop off).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from ganzoo.data import synthetic
+
+IDX_NAMES = ('mnist', 'fashion_mnist')
+DEBIAN_DIRS = {'fashion_mnist': '/usr/share/datasets/fashion-mnist'}
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.webp')
+CELEBA_CROP = 108
+CELEBA_SIZE = 64
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
+_KNOWN_CLASSES = {'mnist': 10, 'fashion_mnist': 10}
+
+
+class DatasetNotFoundError(ValueError):
+  """A data set is not on this machine; the message is one line saying how to get it."""
+
+
+# ----------------------------------------------------------------------------- image transforms
+
+
+def parse_image_size(image_size: Any) -> tuple[int, int] | None:
+  """None -> None; int s -> (s, s); (h, w) -> (h, w)."""
+  if image_size is None:
+    return None
+  if isinstance(image_size, (int, np.integer)):
+    size = (int(image_size), int(image_size))
+  else:
+    size = tuple(int(s) for s in image_size)
+  if len(size) != 2 or min(size) <= 0:
+    raise ValueError(f'data.image_size must be a positive int or (height, width), got {image_size!r}.')
+  return size
+
+
+def transform_image(image: np.ndarray, size: tuple[int, int] | None = None,
+                    center_crop: int | None = None) -> np.ndarray:
+  """Center crop to ``center_crop`` squared (if given), then PIL BICUBIC resize to ``size``.
+
+  ``image`` is uint8 [H, W, C]; returns uint8 [h, w, C] with the same C.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if image.ndim != 3:
+    raise ValueError(f'expected an image [H, W, C], got shape {image.shape}.')
+  if center_crop:
+    h, w = image.shape[:2]
+    c = min(int(center_crop), h, w)
+    top, left = (h - c) // 2, (w - c) // 2
+    image = image[top:top + c, left:left + c]
+  if size is None or tuple(image.shape[:2]) == tuple(size):
+    return np.ascontiguousarray(image)
+  wh = (size[1], size[0])  # PIL takes (width, height)
+  if image.shape[2] == 3:
+    out = np.asarray(Image.fromarray(image, 'RGB').resize(wh, Image.BICUBIC))
+  else:
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., i]), 'L')
+                               .resize(wh, Image.BICUBIC)) for i in range(image.shape[2])], -1)
+  return out.astype(np.uint8)
+
+
+def _transform_all(images: np.ndarray, size, center_crop) -> np.ndarray:
+  if size is None and not center_crop:
+    return images
+  if len(images) == 0:
+    return images
+  return np.stack([transform_image(im, size, center_crop) for im in images])
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+class ArraySource:
+  """An in-memory source over uint8 images [N, H, W, C] and optional labels [N]."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray | None = None,
+               num_classes: int | None = None, name: str = 'array'):
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+      raise ValueError(f'{name}: images must be uint8, got {images.dtype}.')
+    if images.ndim == 3:
+      images = images[..., None]
+    if images.ndim != 4:
+      raise ValueError(f'{name}: images must be [N, H, W, C] or [N, H, W], got {images.shape}.')
+    if labels is not None:
+      labels = np.asarray(labels).astype(np.int32).reshape(-1)
+      if labels.shape[0] != images.shape[0]:
+        raise ValueError(f'{name}: {images.shape[0]} images but {labels.shape[0]} labels.')
+      if num_classes is None:
+        num_classes = int(labels.max()) + 1 if labels.size else 0
+    self.name = name
+    self.images = images
+    self.labels = labels
+    self.num_classes = num_classes if labels is not None else None
+    self.image_shape = tuple(images.shape[1:])
+    self.num_examples = int(images.shape[0])
+
+  @property
+  def has_labels(self) -> bool:
+    return self.labels is not None
+
+  def get(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    indices = np.asarray(indices, np.int64)
+    out = {'image': self.images[indices]}
+    if self.labels is not None:
+      out['label'] = self.labels[indices]
+    return out
+
+
+class LazySource:
+  """A source that decodes one example at a time (tfds, image folders)."""
+
+  name: str
+  image_shape: tuple[int, ...]
+  num_examples: int
+  num_classes: int | None
+  has_labels: bool
+
+  def _read(self, i: int) -> tuple[np.ndarray, int | None]:
+    raise NotImplementedError
+
+  def get(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    indices = np.asarray(indices, np.int64)
+    images = np.empty((len(indices),) + tuple(self.image_shape), np.uint8)
+    labels = np.empty((len(indices),), np.int32)
+    for j, i in enumerate(indices):
+      if not 0 <= i < self.num_examples:
+        raise IndexError(f'{self.name}: index {i} out of range [0, {self.num_examples}).')
+      image, label = self._read(int(i))
+      if image.shape != tuple(self.image_shape):
+        raise ValueError(f'{self.name}: example {i} has shape {image.shape}, expected '
+                         f'{self.image_shape}; set data.image_size to resize all images.')
+      images[j] = image
+      if self.has_labels:
+        labels[j] = label
+    out = {'image': images}
+    if self.has_labels:
+      out['label'] = labels
+    return out
+
+
+class TfdsSource(LazySource):
+  """Reads a prepared tfds data set through ``tfds.data_source`` (ArrayRecord; no TensorFlow)."""
+
+  def __init__(self, ds: Any, name: str, size=None, center_crop=None,
+               max_examples: int | None = None, num_classes: int | None = None):
+    self.name = name
+    self._ds = ds
+    self._size = size
+    self._crop = center_crop
+    features = ds.dataset_info.features
+    keys = list(features.keys())
+    self._image_key = 'image' if 'image' in keys else next(
+        (k for k in keys if type(features[k]).__name__ == 'Image'), None)
+    if self._image_key is None:
+      raise ValueError(f'tfds data set {name!r} has no image feature (features: {keys}).')
+    label = features['label'] if 'label' in keys else None
+    self.has_labels = label is not None and hasattr(label, 'num_classes')
+    self.num_classes = (num_classes or label.num_classes) if self.has_labels else None
+    self.num_examples = len(ds) if max_examples is None else min(len(ds), int(max_examples))
+    stored = tuple(features[self._image_key].shape)
+    if any(s is None for s in stored) or center_crop:
+      stored = self._read(0)[0].shape if self.num_examples else stored
+    elif size is not None:
+      stored = tuple(size) + (stored[2],)
+    self.image_shape = tuple(int(s) for s in stored)
+
+  def _read(self, i: int) -> tuple[np.ndarray, int | None]:
+    ex = self._ds[i]
+    image = np.asarray(ex[self._image_key], np.uint8)
+    if image.ndim == 2:
+      image = image[..., None]
+    image = transform_image(image, self._size, self._crop)
+    label = int(ex['label']) if self.has_labels else None
+    return image, label
+
+
+class FolderSource(LazySource):
+  """PNG/JPEG files under a folder; class subfolders (sorted names -> ids 0..K-1) give labels.
+
+  Files are taken in sorted relative-path order. The channel count follows the first image:
+  grey ('L', 'LA', 'I', '1') images give C = 1, anything else is converted to RGB (C = 3).
+  """
+
+  def __init__(self, path: str, size=None, center_crop=None, max_examples: int | None = None,
+               num_classes: int | None = None):
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    root = pathlib.Path(path).expanduser()
+    self.name = f'folder {root}'
+    if not root.is_dir():
+      raise DatasetNotFoundError(f'image folder {root} not found: set data.path to a folder of '
+                                 f'PNG/JPEG files (optionally in class subfolders).')
+    is_img = lambda p: p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    top = sorted(p for p in root.iterdir() if is_img(p))
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir())
+    class_files = {d.name: sorted(p for p in d.rglob('*') if is_img(p)) for d in subdirs}
+    class_files = {k: v for k, v in class_files.items() if v}
+    if class_files and top:
+      raise ValueError(f'{root} has images both at top level and in class subfolders; '
+                       'move the top-level images into a subfolder.')
+    if class_files:
+      self.class_names = sorted(class_files)
+      files, labels = [], []
+      for cid, cname in enumerate(self.class_names):
+        files += class_files[cname]
+        labels += [cid] * len(class_files[cname])
+      self.has_labels = True
+      self.num_classes = num_classes or len(self.class_names)
+    else:
+      self.class_names = []
+      files, labels = top, [0] * len(top)
+      self.has_labels = False
+      self.num_classes = None
+    if not files:
+      raise DatasetNotFoundError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) found in {root}: '
+                                 'set data.path to a folder of images.')
+    if max_examples is not None:
+      files, labels = files[:int(max_examples)], labels[:int(max_examples)]
+    self.files = files
+    self.labels = np.asarray(labels, np.int32)
+    self.num_examples = len(files)
+    self._size = size
+    self._crop = center_crop
+    with Image.open(files[0]) as im:
+      self._mode = 'L' if im.mode in ('L', 'LA', 'I', 'I;16', '1', 'F') else 'RGB'
+    self.image_shape = self._read(0)[0].shape
+
+  def _read(self, i: int) -> tuple[np.ndarray, int | None]:
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    with Image.open(self.files[i]) as im:
+      image = np.asarray(im.convert(self._mode), np.uint8)
+    if image.ndim == 2:
+      image = image[..., None]
+    image = transform_image(image, self._size, self._crop)
+    return image, int(self.labels[i])
+
+
+class SyntheticSource:
+  """The infinite 2-D mixtures of ``ganzoo.data.synthetic`` (float32 [N, 2], no scaling)."""
+
+  def __init__(self, name: str):
+    self.name = name
+    self.modes = synthetic.modes(name)
+    self.image_shape = (2,)
+    self.num_classes = int(self.modes.centers.shape[0])
+    self.num_examples = None  # infinite
+    self.has_labels = True
+
+  def global_batch(self, seed: int, k: int, batch_size: int) -> dict[str, np.ndarray]:
+    x, y = synthetic.global_batch(self.name, seed, k, batch_size)
+    return {'image': x, 'label': y}
+
+
+# ----------------------------------------------------------------------------- IDX files
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+  """Reads an IDX file (gzip detected from its first bytes): magic 0x0000TTDD, DD big-endian dims."""
+  with open(path, 'rb') as f:
+    gz = f.read(2) == b'\x1f\x8b'
+  with (gzip.open(path, 'rb') if gz else open(path, 'rb')) as f:
+    data = f.read()
+  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+    raise ValueError(f'{path} is not an IDX file (bad magic number); re-download it.')
+  ndim = data[3]
+  dims = tuple(int(d) for d in np.frombuffer(data, '>u4', count=ndim, offset=4))
+  dtype = np.dtype(_IDX_DTYPES[data[2]])
+  count = int(np.prod(dims)) if dims else 1
+  offset = 4 + 4 * ndim
+  if len(data) - offset < count * dtype.itemsize:
+    raise ValueError(f'{path} is truncated: header says {dims} but the file is shorter; re-download it.')
+  return np.frombuffer(data, dtype, count=count, offset=offset).reshape(dims).astype(dtype.newbyteorder('='))
+
+
+def _idx_prefix(split: str) -> str:
+  base = split.split('[')[0]
+  if base == 'train':
+    return 'train'
+  if base in ('test', 't10k'):
+    return 't10k'
+  raise ValueError(f"IDX data sets have splits 'train' and 'test', got {split!r}.")
+
+
+def _idx_files(folder: pathlib.Path, prefix: str) -> tuple[pathlib.Path, pathlib.Path | None] | None:
+  for sep in ('-', '.'):
+    for ext in ('.gz', ''):
+      img = folder / f'{prefix}-images{sep}idx3-ubyte{ext}'
+      if img.is_file():
+        labels = [folder / f'{prefix}-labels{sep}idx1-ubyte{e}' for e in ('.gz', '')]
+        return img, next((p for p in labels if p.is_file()), None)
+  return None
+
+
+def idx_search_dirs(name: str, data_dir: str | None = None) -> list[pathlib.Path]:
+  """Folders searched for IDX files, in order: data_dir (and data_dir/<name>), $GANZOO_DATA_DIR/<name>,
+  ~/.cache/ganzoo/<name>, and the Debian package folder for fashion_mnist."""
+  dirs = []
+  if data_dir:
+    dirs += [pathlib.Path(data_dir).expanduser(), pathlib.Path(data_dir).expanduser() / name]
+  if os.environ.get('GANZOO_DATA_DIR'):
+    dirs.append(pathlib.Path(os.environ['GANZOO_DATA_DIR']).expanduser() / name)
+  dirs.append(pathlib.Path('~/.cache/ganzoo').expanduser() / name)
+  if name in DEBIAN_DIRS:
+    dirs.append(pathlib.Path(DEBIAN_DIRS[name]))
+  return dirs
+
+
+def find_idx(name: str, split: str, data_dir: str | None = None):
+  """Returns (images_path, labels_path or None) of the first folder that has the split, or None."""
+  prefix = _idx_prefix(split)
+  for d in idx_search_dirs(name, data_dir):
+    found = _idx_files(d, prefix)
+    if found is not None:
+      return found
+  return None
+
+
+def load_idx(images_path, labels_path=None, name='idx', size=None, center_crop=None,
+             max_examples=None, num_classes=None) -> ArraySource:
+  """Reads IDX image (magic 2051, [N, H, W]) and label (magic 2049, [N]) files into memory."""
+  images = read_idx(images_path)
+  if images.dtype != np.uint8 or images.ndim not in (3, 4):
+    raise ValueError(f'{images_path}: expected uint8 images [N, H, W], got {images.dtype} {images.shape}.')
+  labels = read_idx(labels_path) if labels_path is not None else None
+  if max_examples is not None:
+    images = images[:int(max_examples)]
+    labels = labels[:int(max_examples)] if labels is not None else None
+  if images.ndim == 3:
+    images = images[..., None]
+  images = _transform_all(images, size, center_crop)
+  return ArraySource(images, labels, num_classes or _KNOWN_CLASSES.get(name), name=name)
+
+
+# ----------------------------------------------------------------------------- npz
+
+
+def load_npz(path: str, size=None, center_crop=None, max_examples=None,
+             num_classes=None) -> ArraySource:
+  """An .npz with key 'images' (uint8 [N, H, W, C] or [N, H, W]) and optional 'labels' [N]."""
+  if not path:
+    raise ValueError("data.name='npz' needs data.path set to an .npz file.")
+  p = pathlib.Path(path).expanduser()
+  if not p.is_file():
+    raise DatasetNotFoundError(f"npz file {p} not found: set data.path to an .npz with key 'images' "
+                               "(uint8 NHWC or NHW) and optional 'labels'.")
+  with np.load(p) as z:
+    if 'images' not in z:
+      raise ValueError(f"{p} has no key 'images' (keys: {sorted(z.keys())}); save it with np.savez(path, images=...).")
+    images = z['images']
+    labels = z['labels'] if 'labels' in z else None
+  if max_examples is not None:
+    images = images[:int(max_examples)]
+    labels = labels[:int(max_examples)] if labels is not None else None
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.dtype != np.uint8:
+    raise ValueError(f"{p}: 'images' must be uint8, got {images.dtype}; convert with np.uint8 before saving.")
+  images = _transform_all(images, size, center_crop)
+  return ArraySource(images, labels, num_classes, name=f'npz {p}')
+
+
+# ----------------------------------------------------------------------------- tfds
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+  text = str(exc).strip().splitlines()
+  line = text[0] if text else type(exc).__name__
+  return line if len(line) <= limit else line[:limit] + '...'
+
+
+def _missing_message(name: str, reason: str = '') -> str:
+  tail = f' (tfds: {reason})' if reason else ''
+  if name == 'fashion_mnist':
+    msg = ('fashion_mnist not found: `apt-get install dataset-fashion-mnist` (Debian), or set '
+           'GANZOO_DATA_DIR to a folder with fashion_mnist/train-images-idx3-ubyte.gz, or prepare '
+           "the tfds dataset 'fashion_mnist' in TFDS_DATA_DIR")
+  elif name in IDX_NAMES:
+    msg = (f'{name} not found: set GANZOO_DATA_DIR to a folder with {name}/train-images-idx3-ubyte.gz '
+           f'(or put the IDX files in ~/.cache/ganzoo/{name} or data.data_dir), or prepare the tfds '
+           f"dataset '{name}' in TFDS_DATA_DIR")
+  else:
+    msg = (f"{name} not found: prepare the tfds dataset '{name}' as ArrayRecord in TFDS_DATA_DIR or "
+           f'data.data_dir (`tfds build {name} --file_format=array_record` on a machine with '
+           f'internet, then copy the folder)')
+  return (msg + tail).replace('\n', ' ')
+
+
+def open_tfds(name: str, split: str = 'train', data_dir: str | None = None, size=None,
+              center_crop=None, max_examples=None, num_classes=None) -> TfdsSource:
+  """Opens ``tfds.data_source(name, split=split, data_dir=data_dir, download=False)``."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise DatasetNotFoundError(_missing_message(name, f'cannot import tensorflow_datasets: {e}; '
+                                                'pip install tensorflow-datasets')) from None
+  base = name.split(':')[0].split('/')[0]
+  if base not in tfds.list_builders(with_community_datasets=False):
+    raise DatasetNotFoundError(
+        f"unknown data set {name!r}: use a tfds name (cifar10, mnist, celeb_a, ...), 'npz' or "
+        f"'folder' with data.path, or one of {synthetic.NAMES}.")
+  try:
+    ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DatasetNotFoundError(_missing_message(name, _first_line(e))) from None
+  if base == 'celeb_a':
+    center_crop = CELEBA_CROP if center_crop is None else center_crop
+    size = size or (CELEBA_SIZE, CELEBA_SIZE)
+  return TfdsSource(ds, name, size=size, center_crop=center_crop, max_examples=max_examples,
+                    num_classes=num_classes)
+
+
+# ----------------------------------------------------------------------------- name resolution
+
+SOURCES = ('auto', 'idx', 'tfds', 'npz', 'folder', 'synthetic')
+
+
+def open_source(name: str, split: str = 'train', source: str = 'auto', data_dir: str | None = None,
+                path: str | None = None, image_size=None, center_crop: int | None = None,
+                max_examples: int | None = None, num_classes: int | None = None):
+  """Resolves (name, source) to a source object; see the ``ganzoo.data`` docstring for the rules."""
+  source = source or 'auto'
+  if source not in SOURCES:
+    raise ValueError(f'data.source must be one of {SOURCES}, got {source!r}.')
+  size = parse_image_size(image_size)
+  if not name:
+    raise ValueError(f"data.name is empty: set it to a tfds name, 'npz', 'folder' or one of {synthetic.NAMES}.")
+  kw = dict(size=size, center_crop=center_crop, max_examples=max_examples, num_classes=num_classes)
+  if source == 'synthetic' or (source == 'auto' and name in synthetic.NAMES):
+    return SyntheticSource(name)
+  if source == 'npz' or (source == 'auto' and name == 'npz'):
+    return load_npz(path, **kw)
+  if source == 'folder' or (source == 'auto' and name == 'folder'):
+    if not path:
+      raise ValueError("data.name='folder' needs data.path set to a folder of images.")
+    return FolderSource(path, **kw)
+  if source == 'idx' or (source == 'auto' and name in IDX_NAMES):
+    found = (_idx_files(pathlib.Path(path).expanduser(), _idx_prefix(split))
+             if path and source == 'idx' else find_idx(name, split, data_dir))
+    if found is not None:
+      return load_idx(found[0], found[1], name=name, **kw)
+    if source == 'idx':
+      raise DatasetNotFoundError(_missing_message(name, '').split(', or prepare the tfds')[0] +
+                                 f' (searched: {", ".join(map(str, idx_search_dirs(name, data_dir)))})')
+  return open_tfds(name, split=split, data_dir=data_dir, **kw)
