@@ -17,6 +17,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
   c.data.path = ml_collections.FieldReference(None, field_type=str)
   c.data.image_size = ml_collections.FieldReference(None, field_type=int)  # resize to this (square)
+  c.data.center_crop = ml_collections.FieldReference(None, field_type=int)  # celeb_a: 108 by default
+  c.data.max_examples = ml_collections.FieldReference(None, field_type=int)  # keep the first N
+  c.data.num_classes = ml_collections.FieldReference(None, field_type=int)   # override
   c.data.batch_size = 64            # global, over all devices and processes
   c.data.prefetch = 2
 

@@ -1,0 +1,26 @@
+"""WGAN with weight clipping (Arjovsky et al. 2017, arXiv:1701.07875).
+
+  python -m ganzoo.main --config=configs/wgan.py --workdir=workdirs/wgan
+
+Paper settings (Algorithm 1): RMSprop(lr=5e-5), clipping c=0.01, n_critic=5, batch 64, the DCGAN
+architecture; critic loss E[D(G(z))] - E[D(x)], generator loss -E[D(G(z))]. The paper's data is
+LSUN bedrooms 64x64; the default here is CIFAR-10 32x32.
+Variants: cifar10 (default), mnist, fashion_mnist, celeb_a, tiny.
+"""
+
+from ganzoo.config import apply_variants, get_base_config
+
+
+def get_config(arg=None):
+  c = get_base_config()
+  c.data.name = "cifar10"
+  c.data.batch_size = 64
+  c.model.name = "dcgan"
+  c.model.z_dim = 100
+  c.loss.name = "wasserstein"
+  for net in ("g", "d"):
+    c.optim[net] = dict(name="rmsprop", lr=5e-5, decay_rate=0.99, eps=1e-8, decay="none")
+  c.train.d_steps = 5
+  c.train.clip_value = 0.01
+  c.train.num_steps = 100_000
+  return apply_variants(c, arg, ("cifar10", "mnist", "fashion_mnist", "celeb_a"))
