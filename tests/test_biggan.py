@@ -1,0 +1,139 @@
+"""Tests for the 'biggan' models: paper parameter counts, tiny apply, projection head, skip-z."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ganzoo import models
+from ganzoo.models import biggan
+
+
+def _count_128(**model_cfg):
+  cfg = ml_collections.ConfigDict({'name': 'biggan', **model_cfg})
+  g, d = models.build(cfg, (128, 128, 3), 1000)
+  z, y = jnp.zeros((2, g.z_dim)), jnp.zeros((2,), jnp.int32)
+  gv = jax.eval_shape(functools.partial(g.init, train=False), jax.random.key(0), z, y)
+  dv = jax.eval_shape(d.init, jax.random.key(0), jnp.zeros((2, 128, 128, 3)), y)
+  return biggan.num_params(gv['params']), biggan.num_params(dv['params']), gv
+
+
+@pytest.mark.parametrize('model_cfg, paper_millions', [
+    ({'ch': 96}, 158.3),  # BigGAN: shared embedding + skip-z
+    ({'ch': 64}, 71.3),
+    ({'ch': 96, 'hier': False}, 160.6),  # shared, no skip-z
+    ({'ch': 96, 'hier': False, 'shared_dim': 0}, 173.5),  # neither
+])
+def test_param_counts_match_table1(model_cfg, paper_millions):
+  """BigGAN Table 1 (arXiv:1809.11096) at 128x128, 1000 classes, G + D, within 1%."""
+  ng, nd, gv = _count_128(**model_cfg)
+  assert abs((ng + nd) / (paper_millions * 1e6) - 1) < 0.01, (ng, nd)
+  # SN u-vectors live outside the model; BN running statistics are 'batch_stats', not params.
+  assert set(gv) == {'params', 'batch_stats'}
+
+
+def test_param_counts_exact_layout_128_ch96():
+  """BigGAN-PyTorch's layout at ch=96 gives exactly these counts (G 70.43M, D 87.98M)."""
+  ng, nd, gv = _count_128(ch=96)
+  assert (ng, nd) == (70_433_988, 87_982_370)
+  p = gv['params']
+  assert p['shared']['embedding'].shape == (1000, 128)
+  assert p['linear']['kernel'].shape == (20, 4 * 4 * 16 * 96)  # z chunk 0 of 6 (120 / 6)
+  assert p['block0']['bn1']['gain']['kernel'].shape == (128 + 20, 16 * 96)
+  assert p['attn3']['f']['kernel'].shape == (1, 1, 192, 24)  # attention at 64x64, after block 3
+
+
+def _tiny(num_classes=10, size=32, **extra):
+  cfg = ml_collections.ConfigDict({'name': 'biggan', 'size': 'tiny', **extra})
+  return models.build(cfg, (size, size, 3), num_classes)
+
+
+@pytest.fixture(scope='module')
+def tiny32():
+  g, d = _tiny()
+  z = jax.random.normal(jax.random.key(0), (4, g.z_dim))
+  y = jnp.array([0, 3, 3, 9], jnp.int32)
+  gv = jax.jit(functools.partial(g.init, train=True))(jax.random.key(1), z, y)
+  x = jax.random.uniform(jax.random.key(2), (4, 32, 32, 3), minval=-1.0, maxval=1.0)
+  dv = jax.jit(d.init)(jax.random.key(3), x, y)
+  return g, d, gv, dv, z, y, x
+
+
+def test_tiny_generator_apply(tiny32):
+  g, _, gv, _, z, y, _ = tiny32
+  assert g.z_dim == 128 and g.num_slots == 4  # 3 blocks + linear
+  out, upd = g.apply(gv, z, y, train=True, mutable=['batch_stats'])
+  assert out.shape == (4, 32, 32, 3) and out.dtype == jnp.float32
+  assert float(jnp.max(jnp.abs(out))) <= 1.0
+  # train=True updates the running statistics (momentum 0.9 from mean 0)
+  old = gv['batch_stats']['block0']['bn1']['bn']['mean']
+  new = upd['batch_stats']['block0']['bn1']['bn']['mean']
+  assert float(jnp.max(jnp.abs(new - old))) > 0
+  out_eval = g.apply(gv, z, y, train=False)
+  assert out_eval.shape == out.shape and out_eval.dtype == jnp.float32
+  assert 'attn1' in gv['params']  # tiny: attention at 16x16
+
+
+def test_skip_z_and_class_embedding(tiny32):
+  g, _, gv, _, z, y, _ = tiny32
+  chunks = g.apply(gv, z, method=g.split_z)
+  assert [c.shape for c in chunks] == [(4, 32)] * 4
+  np.testing.assert_array_equal(np.concatenate(chunks, -1), np.asarray(z))
+  e = g.apply(gv, y, method=g.embed)
+  assert e.shape == (4, 16)
+  np.testing.assert_array_equal(np.asarray(e), np.asarray(gv['params']['shared']['embedding'])[y])
+  a = g.apply(gv, z, y, train=False)
+  b = g.apply(gv, z, None, train=False, class_vector=e)
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+  # the last z chunk reaches the image only through the last block's CBN: it must matter
+  z2 = z.at[:, -1].add(1.0)
+  assert float(jnp.max(jnp.abs(g.apply(gv, z2, y, train=False) - a))) > 1e-4
+
+
+def test_projection_discriminator_equals_formula(tiny32):
+  """D(x, y) = psi(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama 2018) on known inputs."""
+  _, d, _, dv, _, y, x = tiny32
+  out = d.apply(dv, x, y, train=True)
+  assert out.shape == (4,) and out.dtype == jnp.float32
+  phi = np.asarray(d.apply(dv, x, method=d.features), np.float64)
+  assert phi.shape == (4, 32) and (phi >= 0).all()  # sum-pooled ReLU features
+  p = dv['params']
+  w, b = np.asarray(p['linear']['kernel'], np.float64), np.asarray(p['linear']['bias'], np.float64)
+  emb = np.asarray(p['embed']['embedding'], np.float64)
+  want = (phi @ w)[:, 0] + b[0] + np.sum(emb[np.asarray(y)] * phi, axis=-1)
+  np.testing.assert_allclose(np.asarray(out), want, rtol=1e-5, atol=1e-4)
+  # set the embedding to known values: <embed(y), phi> must move D by exactly that amount
+  p2 = jax.tree_util.tree_map(lambda a: a, p)
+  p2['embed'] = {'embedding': p['embed']['embedding'] + 0.5}
+  out2 = d.apply({'params': p2}, x, y)
+  np.testing.assert_allclose(np.asarray(out2 - out), 0.5 * phi.sum(-1), rtol=1e-4)
+
+
+def test_unconditional_and_errors():
+  g, d = _tiny(num_classes=0)
+  z = jnp.zeros((2, g.z_dim))
+  gv = jax.eval_shape(functools.partial(g.init, train=False), jax.random.key(0), z)
+  assert 'shared' not in gv['params']
+  assert gv['params']['block0']['bn1']['gain']['kernel'].shape[0] == 32  # z chunk only
+  out = jax.eval_shape(functools.partial(g.apply, train=False), gv, z)
+  assert out.shape == (2, 32, 32, 3)
+  dv = jax.eval_shape(d.init, jax.random.key(0), jnp.zeros((2, 32, 32, 3)))
+  assert 'embed' not in dv['params']
+  with pytest.raises(ValueError, match='z_dim'):
+    g2, _ = _tiny(z_dim=30)
+    jax.eval_shape(functools.partial(g2.init, train=False), jax.random.key(0), jnp.zeros((2, 30)))
+  with pytest.raises(ValueError, match='attention_resolution'):
+    g3, _ = _tiny(attention_resolution=12)
+    jax.eval_shape(functools.partial(g3.init, train=False), jax.random.key(0), z)
+  with pytest.raises(ValueError, match='image'):
+    _tiny(size=48)
+
+
+def test_parse_resolutions():
+  assert biggan.parse_resolutions('32_64') == (32, 64)
+  assert biggan.parse_resolutions(64) == (64,)
+  assert biggan.parse_resolutions(0) == ()
+  assert biggan.parse_resolutions([16]) == (16,)
