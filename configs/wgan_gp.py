@@ -19,7 +19,7 @@ def get_config(arg=None):
   c.model.g_ch = 128
   c.model.d_ch = 128
   c.loss.name = "wasserstein"
-  c.penalty.name = "gp"
+  c.penalty.name = "gradient_penalty"
   c.penalty.weight = 10.0
   for net in ("g", "d"):
     c.optim[net] = dict(name="adam", lr=1e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")

@@ -33,7 +33,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.loss.name = "non_saturating"    # see ganzoo.objectives.names()
 
   c.penalty = ml_collections.ConfigDict()
-  c.penalty.name = "none"           # none | gp | r1 | r2 | dragan
+  c.penalty.name = "none"           # none | gradient_penalty | r1 | r2 | dragan
   c.penalty.weight = 0.0            # lambda (GP: 10); for R1/R2 use gamma/2
 
   c.sn = ml_collections.ConfigDict()

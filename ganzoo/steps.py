@@ -63,17 +63,7 @@ class GAN(NamedTuple):
   image_shape: tuple[int, ...]
   num_classes: int  # > 0 only for class-conditional models
   z_dim: int
-
-
-# ---------------------------------------------------------------------------------------------
-# Penalties on D, by name. Each takes (d_fn, real, fake, rng) -> scalar; d_fn maps images to logits.
-
-PENALTIES: dict[str, Callable[..., jax.Array]] = {
-    "gp": lambda d_fn, real, fake, rng: regularizers.gradient_penalty(d_fn, real, fake, rng),
-    "r1": lambda d_fn, real, fake, rng: regularizers.r1_penalty(d_fn, real),
-    "r2": lambda d_fn, real, fake, rng: regularizers.r1_penalty(d_fn, fake),
-    "dragan": lambda d_fn, real, fake, rng: regularizers.dragan_penalty(d_fn, real, rng),
-}
+  penalty: Callable[..., jax.Array] | None  # penalty(d_fn, real, fake, rng) on D, unscaled
 
 
 def _no_sn() -> sn_lib.SpectralNorm:
@@ -103,12 +93,21 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], num_c
   t = config.train
   g_tx = optim.build_optimizer(config.optim.g, t.num_steps * t.get("g_steps", 1))
   d_tx = optim.build_optimizer(config.optim.d, t.num_steps * t.get("d_steps", 1))
-  penalty = config.penalty.name
-  if penalty not in ("none", *PENALTIES):
-    raise ValueError(f"unknown penalty {penalty!r}; set config.penalty.name to one of {['none', *PENALTIES]}")
   return GAN(config=config, generator=g, discriminator=d, objective=objective, g_tx=g_tx, d_tx=d_tx,
              g_sn=_spectral_norm(config.sn, config.sn.g), d_sn=_spectral_norm(config.sn, config.sn.d),
-             image_shape=tuple(image_shape), num_classes=num_classes, z_dim=int(config.model.z_dim))
+             image_shape=tuple(image_shape), num_classes=num_classes, z_dim=int(config.model.z_dim),
+             penalty=_penalty(config.penalty))
+
+
+def _penalty(cfg: ml_collections.ConfigDict):
+  """The D penalty named by `config.penalty.name` ('none' or a `regularizers.penalty_names()` entry)."""
+  kwargs = {k: v for k, v in cfg.items() if k not in ("name", "weight")}
+  if cfg.name == "none":
+    return None
+  try:
+    return regularizers.get_penalty(cfg.name, **kwargs)
+  except ValueError as e:
+    raise ValueError(f"config.penalty: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +224,7 @@ def make_train_step(gan: GAN, mesh: Mesh | None = None, jit: bool = True, donate
   clip_value = float(t.get("clip_value", 0.0))
   ema_decay, ema_start = float(t.get("ema_decay", 0.0)), int(t.get("ema_start", 0))
   g_ortho, d_ortho = float(t.get("g_ortho", 0.0)), float(t.get("d_ortho", 0.0))
-  penalty_name, penalty_weight = cfg.penalty.name, float(cfg.penalty.get("weight", 0.0))
+  penalty_weight = float(cfg.penalty.get("weight", 0.0))
   aux_weight = float(cfg.loss.get("aux_weight", 1.0))
   G, D = gan.generator, gan.discriminator
   cond = gan.num_classes > 0
@@ -248,11 +247,11 @@ def make_train_step(gan: GAN, mesh: Mesh | None = None, jit: bool = True, donate
       aux = aux_classifier_loss(real_cls, inp["real_y"]) + aux_classifier_loss(fake_cls, inp["fake_y"])
       metrics["d_aux"] = aux
       loss = loss + aux_weight * aux
-    if penalty_name != "none":
+    if gan.penalty is not None:
       def d_fn(x):
         out, _ = apply_model(D, d_norm, d_bs, x, inp["real_y"], True, inp["drop_real"])
         return split_d_output(out)[0]
-      pen = PENALTIES[penalty_name](d_fn, inp["real"], inp["fake"], inp["rng_penalty"])
+      pen = gan.penalty(d_fn, inp["real"], inp["fake"], inp["rng_penalty"])
       metrics["penalty"] = pen
       loss = loss + penalty_weight * pen
     if d_ortho:
