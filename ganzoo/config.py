@@ -41,6 +41,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.sn.g = False                    # ... and of G's (SAGAN, BigGAN)
   c.sn.n_power_iterations = 1
   c.sn.include = ml_collections.FieldReference(None, field_type=str)  # regex on param paths
+  # G's class embeddings (BigGAN's shared embedding, conditional-BN tables) are not normalized, as
+  # in BigGAN-PyTorch; D's projection embedding is (Miyato & Koyama 2018).
+  c.sn.g_exclude = "embedding"
+  c.sn.d_exclude = ml_collections.FieldReference(None, field_type=str)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g = ml_collections.ConfigDict(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none"))

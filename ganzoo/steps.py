@@ -70,11 +70,12 @@ def _no_sn() -> sn_lib.SpectralNorm:
   return sn_lib.spectral_norm(include=lambda path, leaf: False)
 
 
-def _spectral_norm(cfg: ml_collections.ConfigDict, enabled: bool) -> sn_lib.SpectralNorm:
-  if not enabled:
+def _spectral_norm(cfg: ml_collections.ConfigDict, net: str) -> sn_lib.SpectralNorm:
+  """SN for `net` ('g' or 'd'): kernels and embeddings, narrowed by `sn.include`, minus `sn.<net>_exclude`."""
+  if not cfg[net]:
     return _no_sn()
-  include = cfg.get("include", None) or sn_lib.default_include
-  return sn_lib.spectral_norm(n_power_iterations=cfg.get("n_power_iterations", 1), include=include)
+  return sn_lib.spectral_norm(n_power_iterations=cfg.n_power_iterations, include=cfg.get("include", None),
+                              exclude=cfg.get(f"{net}_exclude", None))
 
 
 def build(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], num_classes: int = 0) -> GAN:
@@ -94,7 +95,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], num_c
   g_tx = optim.build_optimizer(config.optim.g, t.num_steps * t.get("g_steps", 1))
   d_tx = optim.build_optimizer(config.optim.d, t.num_steps * t.get("d_steps", 1))
   return GAN(config=config, generator=g, discriminator=d, objective=objective, g_tx=g_tx, d_tx=d_tx,
-             g_sn=_spectral_norm(config.sn, config.sn.g), d_sn=_spectral_norm(config.sn, config.sn.d),
+             g_sn=_spectral_norm(config.sn, "g"), d_sn=_spectral_norm(config.sn, "d"),
              image_shape=tuple(image_shape), num_classes=num_classes, z_dim=int(config.model.z_dim),
              penalty=_penalty(config.penalty))
 
@@ -204,7 +205,7 @@ def accumulate_grads(loss_fn: Callable, params: PyTree, carry: PyTree, inputs: P
 
 
 def _global_norm(tree: PyTree) -> jax.Array:
-  return optax.global_norm(tree)
+  return optax.tree.norm(tree)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +257,8 @@ def make_train_step(gan: GAN, mesh: Mesh | None = None, jit: bool = True, donate
       loss = loss + penalty_weight * pen
     if d_ortho:
       loss = loss + d_ortho * regularizers.orthogonal_regularization(d_params)
-    metrics["d_total"] = loss
+    if len(metrics) > 3:
+      metrics["d_total"] = loss  # the loss with the penalty / auxiliary / orthogonal terms
     return loss, ((d_bs, sn_state), metrics)
 
   def d_update(state: GANState, real, real_y, rng):

@@ -166,7 +166,7 @@ def write_samples(workdir: str, step: int, images: np.ndarray, writer: MetricWri
     path = os.path.join(workdir, "samples", f"step_{step:08d}.npy")
     np.save(path, images)
     return path
-  grid = sampling.make_grid(images)
+  grid = sampling.make_grid(images, nrow=int(math.ceil(math.sqrt(images.shape[0]))))
   path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
   sampling.save_grid(path, grid)
   writer.write_image(step, "samples", grid)
@@ -237,18 +237,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   bar = Progress(start, num_steps, enabled=lead and progress)
   last: dict[str, float] = {}
   t0 = time.time()
+  # Throughput is measured between log steps; the first interval starts after the first step
+  # (which includes compilation) has finished.
+  tick_step, tick_time = None, None
   try:
     for step in range(start + 1, num_steps + 1):
       batch = parallel.global_batch(next(batches), mesh, batch_axis=1)
       state, metrics = train_step(state, batch)
       bar.update()
+      if tick_step is None:
+        jax.block_until_ready(metrics)
+        tick_step, tick_time = step, time.time()
       is_log = step % t.log_every == 0 or step == num_steps
       is_ckpt = step % t.checkpoint_every == 0 or step == num_steps
       if is_log or is_ckpt:
         last = _fetch(metrics)
         _check_finite(step, last, last_ckpt, workdir)
         if is_log:
-          last["perf/steps_per_sec"] = (step - start) / max(time.time() - t0, 1e-9)
+          now = time.time()
+          if step > tick_step:
+            last["perf/steps_per_sec"] = (step - tick_step) / max(now - tick_time, 1e-9)
+            tick_step, tick_time = step, now
           writer.write(step, last)
           bar.show(step, last)
       if t.sample_every and (step % t.sample_every == 0 or step == num_steps):
