@@ -1,0 +1,177 @@
+"""Sample sheets from a trained run: `python -m ganzoo.sample --workdir=DIR --mode=...`.
+
+  python -m ganzoo.sample --workdir=workdirs/biggan128 --mode=classes --classes=1,207,980 --num=8
+  python -m ganzoo.sample --workdir=workdirs/biggan128 --mode=truncation --thresholds=2,1,0.5,0.04
+  python -m ganzoo.sample --workdir=workdirs/biggan128 --mode=interpolation --num=8 --rows=4 \
+      --truncation=0.5 --out=interp.png
+
+Loads the run's config.json (or `--config=configs/x.py:variant` with overrides) and the newest
+checkpoint, and writes a PNG with `ganzoo.sampling` from the EMA generator (`--noema`: the raw G):
+- classes:       row r = `--num` samples of class classes[r] (class-conditional models only).
+- truncation:    row r = `--num` samples at thresholds[r] (BigGAN's truncation trick,
+                 arXiv:1809.11096 Sec. 4.1); every row reuses the same latents, so a column shows
+                 one latent moving towards the mode; conditional models use one class per column.
+- interpolation: `--rows` rows of `--num` images from G(z0, y) to G(z1, y) (lerp or slerp).
+`--truncation=t` draws z from N(0, I) truncated to [-t, t] (classes, interpolation); 0 = none.
+Classes default to 0..min(K, 10)-1. The data set only supplies the image shape and the number of
+classes; when it is not on this machine, pass `--image_shape=H,W,C` and `--num_classes=K`.
+"""
+
+import json
+import os
+import sys
+from typing import Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from ganzoo import checkpoint
+from ganzoo import data as data_lib
+from ganzoo import parallel
+from ganzoo import sampling
+from ganzoo import steps
+from ganzoo import train
+from ganzoo.state import GANState
+
+MODES = ("classes", "truncation", "interpolation")
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run saved in `workdir/config.json`."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise ValueError(f"{path} does not exist; pass --config=configs/<name>.py[:variant] for this run")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def build_gan(config: ml_collections.ConfigDict, image_shape: Sequence[int] | None = None,
+              num_classes: int | None = None) -> steps.GAN:
+  """The run's GAN; image shape and classes come from the data set unless both are given."""
+  if image_shape is None:
+    try:
+      _, gan, _ = train.setup(config, parallel.make_mesh(jax.devices()[:1]))
+      return gan
+    except data_lib.DatasetNotFoundError as e:
+      raise ValueError(f"{e} -- or pass --image_shape=H,W,C and --num_classes=K to sample without the data") from None
+  train.validate_config(config)
+  return steps.build(config, tuple(int(s) for s in image_shape), int(num_classes or 0))
+
+
+def restore_state(gan: steps.GAN, workdir: str) -> tuple[GANState, int]:
+  """The newest checkpoint of `workdir` on the first device (restored onto abstract shapes)."""
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract = jax.eval_shape(lambda key: steps.init_state(gan, key), jax.random.PRNGKey(0))
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+  restored = checkpoint.latest_state(workdir, target)
+  if restored is None:
+    raise ValueError(f"no checkpoint in {workdir}/checkpoints; train first (python -m ganzoo.main ...)")
+  return restored
+
+
+def make_g_fn(gan: steps.GAN, state: GANState, use_ema: bool = True) -> sampling.GFn:
+  """g_fn(z, y) = G(z, y) in inference mode from the (EMA) params of `state`, jitted."""
+  generate = jax.jit(lambda s, z, y: steps.generate(gan, s, z, y, use_ema=use_ema))
+  return lambda z, y: generate(state, z, y)
+
+
+def _labels(gan: steps.GAN, classes: Sequence[int] | None, n: int) -> list[int] | None:
+  """n labels cycling through `classes` (default 0..min(K, 10)-1); None for unconditional GANs."""
+  if not gan.num_classes:
+    return None
+  classes = list(classes) if classes else list(range(min(gan.num_classes, 10)))
+  bad = [c for c in classes if not 0 <= c < gan.num_classes]
+  if bad:
+    raise ValueError(f"--classes {bad} out of range: the model has {gan.num_classes} classes (0..{gan.num_classes - 1})")
+  return [classes[i % len(classes)] for i in range(n)]
+
+
+def make_sheet(gan: steps.GAN, g_fn: sampling.GFn, mode: str, seed: int = 0, num: int = 8,
+               rows: int = 4, classes: Sequence[int] | None = None, truncation: float | None = None,
+               thresholds: Sequence[float | None] = (2.0, 1.0, 0.5, 0.04), interp: str = "lerp",
+               batch_size: int = 64) -> np.ndarray:
+  """A uint8 sheet [H', W', C] for `mode` (see the module docstring)."""
+  rng = jax.random.PRNGKey(seed)
+  if num < 1 or rows < 1:
+    raise ValueError(f"--num and --rows must be >= 1; got {num}, {rows}")
+  if mode == "classes":
+    if not gan.num_classes:
+      raise ValueError("--mode=classes needs a class-conditional model; use --mode=truncation or interpolation")
+    cls = _labels(gan, classes, len(classes) if classes else min(gan.num_classes, 10))
+    return sampling.class_sheet(g_fn, rng, cls, num, gan.z_dim, truncation, batch_size)
+  if mode == "truncation":
+    return sampling.truncation_sweep(g_fn, rng, list(thresholds), num, gan.z_dim, _labels(gan, classes, num),
+                                     batch_size)
+  if mode == "interpolation":
+    rng0, rng1 = jax.random.split(rng)
+    z0 = sampling.truncated_normal(rng0, (rows, gan.z_dim), truncation)
+    z1 = sampling.truncated_normal(rng1, (rows, gan.z_dim), truncation)
+    return sampling.interpolation_sheet(g_fn, z0, z1, num, _labels(gan, classes, rows), interp, batch_size)
+  raise ValueError(f"unknown --mode={mode!r}; choose from {MODES}")
+
+
+def sample(workdir: str, mode: str, out: str | None = None, config: ml_collections.ConfigDict | None = None,
+           image_shape: Sequence[int] | None = None, num_classes: int | None = None, use_ema: bool = True,
+           **sheet_kwargs) -> str:
+  """Restores the newest checkpoint of `workdir`, writes the `mode` sheet as PNG; returns its path."""
+  workdir = os.path.abspath(workdir)
+  config = config if config is not None else load_run_config(workdir)
+  gan = build_gan(config, image_shape, num_classes)
+  state, step = restore_state(gan, workdir)
+  sheet = make_sheet(gan, make_g_fn(gan, state, use_ema), mode, **sheet_kwargs)
+  out = out or os.path.join(workdir, "samples", f"{mode}_step_{step:08d}.png")
+  sampling.save_grid(out, sheet)
+  return out
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config.json + checkpoints/).")
+_MODE = flags.DEFINE_enum("mode", "classes", MODES, "Which sheet to write.")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.json).")
+_OUT = flags.DEFINE_string("out", None, "Output PNG (default: workdir/samples/<mode>_step_<step>.png).")
+_NUM = flags.DEFINE_integer("num", 8, "Samples per row (classes, truncation) / steps (interpolation).")
+_ROWS = flags.DEFINE_integer("rows", 4, "Rows of an interpolation sheet.")
+_CLASSES = flags.DEFINE_list("classes", None, "Class ids, e.g. 0,1,2 (default 0..min(K,10)-1).")
+_TRUNCATION = flags.DEFINE_float("truncation", 0.0, "Truncation threshold for z (0 = none).")
+_THRESHOLDS = flags.DEFINE_list("thresholds", ["2", "1", "0.5", "0.04"],
+                                "Thresholds of the truncation sweep, one row each ('none' = untruncated).")
+_INTERP = flags.DEFINE_enum("interp", "lerp", ["lerp", "slerp"], "Interpolation path.")
+_SEED = flags.DEFINE_integer("seed", 0, "Latent seed.")
+_EMA = flags.DEFINE_bool("ema", True, "Sample the EMA generator (--noema: the trained params).")
+_IMAGE_SHAPE = flags.DEFINE_list("image_shape", None, "H,W,C when the data set is not on this machine.")
+_NUM_CLASSES = flags.DEFINE_integer("num_classes", 0, "Number of classes, with --image_shape.")
+
+
+def _threshold(value: str) -> float | None:
+  return None if value.lower() in ("none", "0", "inf") else float(value)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required")
+  try:
+    path = sample(_WORKDIR.value, _MODE.value, out=_OUT.value, config=_CONFIG.value,
+                  image_shape=_IMAGE_SHAPE.value, num_classes=_NUM_CLASSES.value, use_ema=_EMA.value,
+                  seed=_SEED.value, num=_NUM.value, rows=_ROWS.value,
+                  classes=[int(c) for c in _CLASSES.value] if _CLASSES.value else None,
+                  truncation=_TRUNCATION.value or None,
+                  thresholds=[_threshold(t) for t in _THRESHOLDS.value], interp=_INTERP.value)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(path)
+
+
+if __name__ == "__main__":
+  app.run(main)
