@@ -282,7 +282,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   return {**summary, "step": num_steps, "metrics": last, "seconds": seconds}
 
 
+def reference_name(config: ml_collections.ConfigDict) -> str:
+  """The FID reference set of a run: 'name:split' of its data set (eval.real_split), or its npz."""
+  if config.data.name == "npz":
+    return config.data.path
+  return f"{config.data.name}:{config.eval.real_split}"
+
+
 def _make_evaluator(config, gan, mesh, workdir):
-  """In-training FID/KID; keeps the best checkpoint by FID under workdir/best."""
+  """In-training FID/KID (`eval.metrics`) on `eval.num_samples` EMA samples; keeps the best-FID
+  checkpoint under workdir/best (its FID and step in workdir/best/best.json, so a resume keeps it)."""
   from ganzoo import evaluate  # pylint: disable=g-import-not-at-top
-  return evaluate.make_training_evaluator(config, gan, mesh, workdir)
+  del mesh  # the extractor shards over all devices itself
+  extractor = evaluate.get_extractor(config.eval.inception_weights)
+  metrics = evaluate.parse_metrics(config.eval.metrics)
+  real = reference_name(config)
+  generate = jax.jit(lambda state, z, y: steps.generate(gan, state, z, y, use_ema=True))
+  best_dir = os.path.join(workdir, "best")
+  best_json = os.path.join(best_dir, "best.json")
+  best = {"fid": math.inf, "step": None}
+  if os.path.exists(best_json):
+    with open(best_json) as f:
+      best = json.load(f)
+
+  def run(state: GANState, step: int) -> dict[str, float]:
+    def sample_fn(n, rng):
+      z, y = steps.sample_latents(gan, rng, n)
+      return np.asarray(generate(state, z, y))
+
+    result = evaluate.evaluate_generator(sample_fn, int(config.eval.num_samples), real, metrics=metrics,
+                                         rng=jax.random.PRNGKey(config.seed), batch_size=int(config.eval.batch_size),
+                                         extractor=extractor)
+    out = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
+    fid = out.get("eval/fid")
+    if fid is not None and fid < best["fid"]:
+      ckpt = checkpoint.Checkpointer(best_dir, max_to_keep=1)
+      ckpt.save(step, state, force=True)
+      ckpt.wait()
+      ckpt.close()
+      best.update(fid=fid, step=int(step))
+      if jax.process_index() == 0:
+        with open(best_json, "w") as f:
+          json.dump(best, f)
+    return out
+
+  return run
