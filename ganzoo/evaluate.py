@@ -3,9 +3,13 @@ r"""Sample-quality evaluation: FID, KID, IS, precision/recall, density/coverage.
   python -m ganzoo.evaluate --fake=samples.npz --real=fashion_mnist:test --metrics=fid,kid,pr,dc \
       --num_samples=10000
   python -m ganzoo.evaluate --fake=samples.npz --real=real.npz --metrics=fid
+  python -m ganzoo.evaluate --workdir=workdirs/sngan_fm --metrics=fid,kid,pr,dc --num_samples=10000
 
 prints one JSON object: the metric values and the `Protocol` they were measured under. .npz files
 hold uint8 NHWC images under the key 'images' (grey images are repeated to 3 channels).
+`--workdir` evaluates the newest checkpoint of a run (its EMA generator, with the run's own config;
+the reference defaults to the run's data set at `eval.real_split`) and appends the `eval/*` values
+to the run's metrics.jsonl at the checkpoint's step.
 From Python (e.g. in training): `evaluate_generator(sample_fn, num_samples, real='name:split')`.
 """
 
@@ -132,22 +136,75 @@ def evaluate_generator(sample_fn: Callable[[int, jax.Array], Any], num_samples: 
   return _evaluate(fake, real, metrics, extractor, num_real or num_samples, batch_size)
 
 
+def make_gan_sampler(gan, use_ema: bool = True) -> Callable[[Any], Callable[[int, jax.Array], np.ndarray]]:
+  """`sampler(state)` -> `sample_fn(n, rng)` drawing n images from G (EMA params) with z ~ N(0, I)
+  (and uniform labels for conditional GANs). G is jitted once per sampler, not once per state."""
+  from ganzoo import steps  # pylint: disable=g-import-not-at-top
+  generate = jax.jit(lambda state, z, y: steps.generate(gan, state, z, y, use_ema=use_ema))
+
+  def sampler(state):
+    def sample_fn(n: int, rng: jax.Array) -> np.ndarray:
+      z, y = steps.sample_latents(gan, rng, n)
+      return np.asarray(generate(state, z, y))
+    return sample_fn
+
+  return sampler
+
+
+def evaluate_workdir(workdir: str, metrics: Sequence[str] | str = ("fid", "kid"), num_samples: int | None = None,
+                     real: str | None = None, num_real: int | None = None, batch_size: int = 50,
+                     inception_weights: str | None = None, write: bool = True) -> dict[str, Any]:
+  """Evaluates the newest checkpoint of a run directory; appends eval/* to its metrics.jsonl."""
+  import os  # pylint: disable=g-import-not-at-top
+  from ganzoo import runs  # pylint: disable=g-import-not-at-top
+  from ganzoo import train  # pylint: disable=g-import-not-at-top
+  config = runs.load_run_config(workdir)
+  gan = runs.build_gan(config)
+  state, step = runs.restore_state(gan, workdir)
+  num_samples = int(num_samples or config.eval.num_samples)
+  result = evaluate_generator(make_gan_sampler(gan)(state), num_samples, real or train.reference_name(config),
+                              parse_metrics(metrics), rng=jax.random.PRNGKey(config.seed), num_real=num_real,
+                              extractor=get_extractor(inception_weights or config.eval.inception_weights),
+                              batch_size=batch_size)
+  result["step"] = int(step)
+  if write and jax.process_index() == 0:
+    values = {f"eval/{k}": float(v) for k, v in result.items()
+              if k != "step" and isinstance(v, (int, float)) and v is not None}
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+      f.write(json.dumps({"step": int(step), **values}) + "\n")
+  return result
+
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("fake", None, "NPZ file with generated uint8 NHWC images under 'images'.")
-flags.DEFINE_string("real", None, "Reference: NAME:SPLIT (ganzoo.data) or PATH.npz.")
-flags.DEFINE_string("metrics", "fid,kid", f"Comma-separated subset of {','.join(ALL_METRICS)}.")
-flags.DEFINE_integer("num_samples", None, "Fake images to use (default: all in --fake).")
-flags.DEFINE_integer("num_real", None, "Reference images to use (default: --num_samples).")
-flags.DEFINE_integer("batch_size", 50, "Feature extraction batch size.")
-flags.DEFINE_string("inception_weights", None,
-                    "Inception weights (.npz/.pt/.pth); default: $GANZOO_INCEPTION_WEIGHTS, "
-                    "then ~/.cache/ganzoo.")
+def define_flags() -> None:
+  """CLI flags; defined only when run as a program, so importing this module defines none."""
+  flags.DEFINE_string("workdir", None, "A training run directory: evaluates its newest checkpoint.")
+  flags.DEFINE_string("fake", None, "NPZ file with generated uint8 NHWC images under 'images'.")
+  flags.DEFINE_string("real", None, "Reference: NAME:SPLIT (ganzoo.data) or PATH.npz.")
+  flags.DEFINE_string("metrics", "fid,kid", f"Comma-separated subset of {','.join(ALL_METRICS)}.")
+  flags.DEFINE_integer("num_samples", None, "Fake images to use (default: all in --fake).")
+  flags.DEFINE_integer("num_real", None, "Reference images to use (default: --num_samples).")
+  flags.DEFINE_integer("batch_size", 50, "Feature extraction batch size.")
+  flags.DEFINE_string("inception_weights", None,
+                      "Inception weights (.npz/.pt/.pth); default: $GANZOO_INCEPTION_WEIGHTS, "
+                      "then ~/.cache/ganzoo.")
 
 
 def main(argv: Sequence[str]) -> None:
   del argv
+  if FLAGS.workdir:
+    try:
+      result = evaluate_workdir(FLAGS.workdir, FLAGS.metrics, FLAGS.num_samples, FLAGS.real, FLAGS.num_real,
+                                FLAGS.batch_size, FLAGS.inception_weights)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(1)
+    for message in result.get("messages", []):
+      print(message, file=sys.stderr)
+    print(json.dumps(result))
+    return
   if not FLAGS.fake or not FLAGS.real:
-    raise app.UsageError("pass --fake=PATH.npz and --real=NAME:SPLIT|PATH.npz")
+    raise app.UsageError("pass --workdir=DIR, or --fake=PATH.npz and --real=NAME:SPLIT|PATH.npz")
   images = protocol_lib.load_npz_images(FLAGS.fake, FLAGS.num_samples)
   if FLAGS.num_samples and len(images) < FLAGS.num_samples:
     raise ValueError(f"{FLAGS.fake} has {len(images)} images < --num_samples={FLAGS.num_samples}")
@@ -159,4 +216,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

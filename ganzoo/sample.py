@@ -17,7 +17,6 @@ Classes default to 0..min(K, 10)-1. The data set only supplies the image shape a
 classes; when it is not on this machine, pass `--image_shape=H,W,C` and `--num_classes=K`.
 """
 
-import json
 import os
 import sys
 from typing import Sequence
@@ -30,48 +29,12 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from ganzoo import checkpoint
-from ganzoo import data as data_lib
-from ganzoo import parallel
 from ganzoo import sampling
 from ganzoo import steps
-from ganzoo import train
+from ganzoo.runs import build_gan, load_run_config, restore_state  # noqa: F401
 from ganzoo.state import GANState
 
 MODES = ("classes", "truncation", "interpolation")
-
-
-def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run saved in `workdir/config.json`."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise ValueError(f"{path} does not exist; pass --config=configs/<name>.py[:variant] for this run")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
-def build_gan(config: ml_collections.ConfigDict, image_shape: Sequence[int] | None = None,
-              num_classes: int | None = None) -> steps.GAN:
-  """The run's GAN; image shape and classes come from the data set unless both are given."""
-  if image_shape is None:
-    try:
-      _, gan, _ = train.setup(config, parallel.make_mesh(jax.devices()[:1]))
-      return gan
-    except data_lib.DatasetNotFoundError as e:
-      raise ValueError(f"{e} -- or pass --image_shape=H,W,C and --num_classes=K to sample without the data") from None
-  train.validate_config(config)
-  return steps.build(config, tuple(int(s) for s in image_shape), int(num_classes or 0))
-
-
-def restore_state(gan: steps.GAN, workdir: str) -> tuple[GANState, int]:
-  """The newest checkpoint of `workdir` on the first device (restored onto abstract shapes)."""
-  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.eval_shape(lambda key: steps.init_state(gan, key), jax.random.PRNGKey(0))
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
-  restored = checkpoint.latest_state(workdir, target)
-  if restored is None:
-    raise ValueError(f"no checkpoint in {workdir}/checkpoints; train first (python -m ganzoo.main ...)")
-  return restored
 
 
 def make_g_fn(gan: steps.GAN, state: GANState, use_ema: bool = True) -> sampling.GFn:
@@ -132,21 +95,24 @@ def sample(workdir: str, mode: str, out: str | None = None, config: ml_collectio
 # ---------------------------------------------------------------------------------------------
 # CLI
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config.json + checkpoints/).")
-_MODE = flags.DEFINE_enum("mode", "classes", MODES, "Which sheet to write.")
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.json).")
-_OUT = flags.DEFINE_string("out", None, "Output PNG (default: workdir/samples/<mode>_step_<step>.png).")
-_NUM = flags.DEFINE_integer("num", 8, "Samples per row (classes, truncation) / steps (interpolation).")
-_ROWS = flags.DEFINE_integer("rows", 4, "Rows of an interpolation sheet.")
-_CLASSES = flags.DEFINE_list("classes", None, "Class ids, e.g. 0,1,2 (default 0..min(K,10)-1).")
-_TRUNCATION = flags.DEFINE_float("truncation", 0.0, "Truncation threshold for z (0 = none).")
-_THRESHOLDS = flags.DEFINE_list("thresholds", ["2", "1", "0.5", "0.04"],
-                                "Thresholds of the truncation sweep, one row each ('none' = untruncated).")
-_INTERP = flags.DEFINE_enum("interp", "lerp", ["lerp", "slerp"], "Interpolation path.")
-_SEED = flags.DEFINE_integer("seed", 0, "Latent seed.")
-_EMA = flags.DEFINE_bool("ema", True, "Sample the EMA generator (--noema: the trained params).")
-_IMAGE_SHAPE = flags.DEFINE_list("image_shape", None, "H,W,C when the data set is not on this machine.")
-_NUM_CLASSES = flags.DEFINE_integer("num_classes", 0, "Number of classes, with --image_shape.")
+def define_flags() -> None:
+  """CLI flags; defined only when run as a program, so importing this module defines none."""
+  global _WORKDIR, _MODE, _CONFIG, _OUT, _NUM, _ROWS, _CLASSES, _TRUNCATION, _THRESHOLDS, _INTERP, _SEED, _EMA, _IMAGE_SHAPE, _NUM_CLASSES
+  _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config.json + checkpoints/).")
+  _MODE = flags.DEFINE_enum("mode", "classes", MODES, "Which sheet to write.")
+  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.json).")
+  _OUT = flags.DEFINE_string("out", None, "Output PNG (default: workdir/samples/<mode>_step_<step>.png).")
+  _NUM = flags.DEFINE_integer("num", 8, "Samples per row (classes, truncation) / steps (interpolation).")
+  _ROWS = flags.DEFINE_integer("rows", 4, "Rows of an interpolation sheet.")
+  _CLASSES = flags.DEFINE_list("classes", None, "Class ids, e.g. 0,1,2 (default 0..min(K,10)-1).")
+  _TRUNCATION = flags.DEFINE_float("truncation", 0.0, "Truncation threshold for z (0 = none).")
+  _THRESHOLDS = flags.DEFINE_list("thresholds", ["2", "1", "0.5", "0.04"],
+                                  "Thresholds of the truncation sweep, one row each ('none' = untruncated).")
+  _INTERP = flags.DEFINE_enum("interp", "lerp", ["lerp", "slerp"], "Interpolation path.")
+  _SEED = flags.DEFINE_integer("seed", 0, "Latent seed.")
+  _EMA = flags.DEFINE_bool("ema", True, "Sample the EMA generator (--noema: the trained params).")
+  _IMAGE_SHAPE = flags.DEFINE_list("image_shape", None, "H,W,C when the data set is not on this machine.")
+  _NUM_CLASSES = flags.DEFINE_integer("num_classes", 0, "Number of classes, with --image_shape.")
 
 
 def _threshold(value: str) -> float | None:
@@ -174,4 +140,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -297,7 +297,7 @@ def _make_evaluator(config, gan, mesh, workdir):
   extractor = evaluate.get_extractor(config.eval.inception_weights)
   metrics = evaluate.parse_metrics(config.eval.metrics)
   real = reference_name(config)
-  generate = jax.jit(lambda state, z, y: steps.generate(gan, state, z, y, use_ema=True))
+  sampler = evaluate.make_gan_sampler(gan)
   best_dir = os.path.join(workdir, "best")
   best_json = os.path.join(best_dir, "best.json")
   best = {"fid": math.inf, "step": None}
@@ -306,11 +306,7 @@ def _make_evaluator(config, gan, mesh, workdir):
       best = json.load(f)
 
   def run(state: GANState, step: int) -> dict[str, float]:
-    def sample_fn(n, rng):
-      z, y = steps.sample_latents(gan, rng, n)
-      return np.asarray(generate(state, z, y))
-
-    result = evaluate.evaluate_generator(sample_fn, int(config.eval.num_samples), real, metrics=metrics,
+    result = evaluate.evaluate_generator(sampler(state), int(config.eval.num_samples), real, metrics=metrics,
                                          rng=jax.random.PRNGKey(config.seed), batch_size=int(config.eval.batch_size),
                                          extractor=extractor)
     out = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
