@@ -171,7 +171,7 @@ def init_state(gan: GAN, rng: jax.Array) -> GANState:
       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
       g_batch_stats=g_vars.get("batch_stats", {}), d_batch_stats=d_vars.get("batch_stats", {}),
       g_sn=gan.g_sn.init(g_params, rng_gsn), d_sn=gan.d_sn.init(d_params, rng_dsn),
-      ema_params=g_params, extras={})
+      ema_params=jax.tree.map(jnp.copy, g_params), extras={})  # a copy: donation needs distinct buffers
 
 
 def _micro(x: Any, k: int) -> Any:
