@@ -1,0 +1,77 @@
+"""ms/step and peak memory of BigGAN CIFAR-10 (configs/biggan.py:cifar10) on this machine.
+
+  python experiments/biggan_speed.py [--batch=64] [--steps=10] [--variant=cifar10]
+
+One step = `train.d_steps` D updates + 1 G update (the CIFAR-10 script: 1 + 1) on the global batch,
+jitted on one device, random data (the input pipeline is not timed). Reports compile time, the
+median and min ms/step over `--steps` timed steps after one warm-up, the parameter counts, the
+peak RSS of the process (resource.getrusage) and the 1-minute load average (the CPU is shared).
+"""
+
+import argparse
+import importlib.util
+import os
+import resource
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+import ganzoo  # noqa: F401  pylint: disable=g-import-not-at-top
+from ganzoo import parallel  # pylint: disable=g-import-not-at-top
+from ganzoo import steps  # pylint: disable=g-import-not-at-top
+from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
+
+
+def load_config(arg: str):
+  spec = importlib.util.spec_from_file_location("biggan_cfg", os.path.join(ROOT, "configs", "biggan.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--variant", default="cifar10")
+  args = parser.parse_args()
+  config = load_config(args.variant)
+  config.data.batch_size = args.batch
+  size = config.data.image_size or 32
+  shape, num_classes = (size, size, 3), 10 if args.variant.startswith("cifar10") else 1000
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  gan = steps.build(config, shape, num_classes)
+  state = parallel.replicate(steps.init_state(gan, jax.random.PRNGKey(0)), mesh)
+  step = steps.make_train_step(gan, mesh)
+  rng = np.random.default_rng(0)
+  d = int(config.train.d_steps)
+  batch = parallel.global_batch({
+      "image": rng.uniform(-1, 1, (d, args.batch, *shape)).astype(np.float32),
+      "label": rng.integers(0, num_classes, (d, args.batch)).astype(np.int32)}, mesh)
+  t0 = time.perf_counter()
+  state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - t0
+  times = []
+  for _ in range(args.steps):
+    t0 = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t0)
+  rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  print(f"BigGAN {args.variant}: G {param_count(state.g_params):,} D {param_count(state.d_params):,} params, "
+        f"batch {args.batch}, d_steps {d}, grad_accum {config.train.grad_accum}")
+  print(f"first step (compile + run) {compile_s:.1f} s; ms/step median {1e3 * statistics.median(times):.0f}, "
+        f"min {1e3 * min(times):.0f} over {args.steps} steps")
+  print(f"peak RSS {rss_gib:.2f} GiB; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"losses finite: {all(np.isfinite(float(v)) for v in jax.device_get(metrics).values())}")
+
+
+if __name__ == "__main__":
+  main()
