@@ -4,7 +4,7 @@
 
 One step = `train.d_steps` D updates + 1 G update (the CIFAR-10 script: 1 + 1) on the global batch,
 jitted on one device, random data (the input pipeline is not timed). Reports compile time, the
-median and min ms/step over `--steps` timed steps after one warm-up, the parameter counts, the
+median and min ms/step over `--steps` timed steps after one warm-up, XLA's FLOP count, the parameter counts, the
 peak RSS of the process (resource.getrusage) and the 1-minute load average (the CPU is shared).
 """
 
@@ -55,9 +55,14 @@ def main():
       "image": rng.uniform(-1, 1, (d, args.batch, *shape)).astype(np.float32),
       "label": rng.integers(0, num_classes, (d, args.batch)).astype(np.int32)}, mesh)
   t0 = time.perf_counter()
-  state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
+  compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  gflop = float((cost or {}).get("flops", float("nan"))) / 1e9
+  step = compiled
+  state, metrics = step(state, batch)   # warm-up
+  jax.block_until_ready(metrics)
   times = []
   for _ in range(args.steps):
     t0 = time.perf_counter()
@@ -67,8 +72,9 @@ def main():
   rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   print(f"BigGAN {args.variant}: G {param_count(state.g_params):,} D {param_count(state.d_params):,} params, "
         f"batch {args.batch}, d_steps {d}, grad_accum {config.train.grad_accum}")
-  print(f"first step (compile + run) {compile_s:.1f} s; ms/step median {1e3 * statistics.median(times):.0f}, "
-        f"min {1e3 * min(times):.0f} over {args.steps} steps")
+  med = statistics.median(times)
+  print(f"compile {compile_s:.1f} s; ms/step median {1e3 * med:.0f}, min {1e3 * min(times):.0f} over "
+        f"{args.steps} steps; XLA cost analysis {gflop:.0f} GFLOP/step = {gflop / med:.0f} GFLOP/s")
   print(f"peak RSS {rss_gib:.2f} GiB; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
         f"losses finite: {all(np.isfinite(float(v)) for v in jax.device_get(metrics).values())}")
 
