@@ -179,12 +179,32 @@ def _micro(x: Any, k: int) -> Any:
   return jax.tree.map(lambda a: None if a is None else jnp.swapaxes(a.reshape(a.shape[0] // k, k, *a.shape[1:]), 0, 1), x)
 
 
+def scan(body: Callable, carry: PyTree, xs: PyTree) -> tuple[PyTree, PyTree]:
+  """`jax.lax.scan(body, carry, xs)`, unrolled into straight-line code on the CPU backend.
+
+  For speed: XLA:CPU (jaxlib 0.10) does not canonicalize convolutions inside while-loop bodies, so
+  their kernel gradients (non-canonical dimension labels) fall back to a naive loop nest: a DCGAN
+  step inside `lax.scan` took 90-150 s instead of ~1.5 s (experiments/benchmark.py; a length-1 scan
+  of one conv's gradient: 16 s vs 0.1 s). Unrolling gives the same values and only costs compile
+  time (the loops here are n_critic D updates, g_steps, micro-batches: a handful of iterations).
+  Other backends keep the compact `lax.scan`.
+  """
+  if jax.default_backend() != "cpu":
+    return jax.lax.scan(body, carry, xs)
+  n = jax.tree.leaves(xs)[0].shape[0]
+  ys = []
+  for i in range(n):
+    carry, y = body(carry, jax.tree.map(lambda a: a[i], xs))
+    ys.append(y)
+  return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys)
+
+
 def accumulate_grads(loss_fn: Callable, params: PyTree, carry: PyTree, inputs: PyTree, keys: dict[str, jax.Array],
                      k: int):
   """Mean loss, mean gradient and final carry of `loss_fn(params, carry, inputs) -> (loss, (carry, metrics))`.
 
   With k == 1 this is plain `value_and_grad`; otherwise `inputs` (batch-major leaves) are split into
-  k micro-batches and scanned, carrying e.g. BatchNorm statistics from one micro-batch to the next;
+  k micro-batches and scanned (`scan`), carrying e.g. BatchNorm statistics from one micro-batch to the next;
   each PRNG key in `keys` is split into one key per micro-batch. `loss_fn` sees inputs and keys merged.
   """
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -199,7 +219,7 @@ def accumulate_grads(loss_fn: Callable, params: PyTree, carry: PyTree, inputs: P
 
   zeros = jax.tree.map(jnp.zeros_like, params)
   micro_keys = {n: jax.random.split(key, k) for n, key in keys.items()}
-  (carry, grad_sum), (losses, metrics) = jax.lax.scan(body, (carry, zeros), {**_micro(inputs, k), **micro_keys})
+  (carry, grad_sum), (losses, metrics) = scan(body, (carry, zeros), {**_micro(inputs, k), **micro_keys})
   grads = jax.tree.map(lambda g: g / k, grad_sum)
   return losses.mean(), grads, carry, jax.tree.map(jnp.mean, metrics)
 
@@ -333,8 +353,8 @@ def make_train_step(gan: GAN, mesh: Mesh | None = None, jit: bool = True, donate
       real, real_y, key = xs
       return d_update(state, real, real_y, key)
 
-    state, d_metrics = jax.lax.scan(d_body, state, (images, labels, jax.random.split(rng_d, d_steps)))
-    state, g_metrics = jax.lax.scan(lambda s, key: g_update(s, key), state, jax.random.split(rng_g, g_steps))
+    state, d_metrics = scan(d_body, state, (images, labels, jax.random.split(rng_d, d_steps)))
+    state, g_metrics = scan(lambda s, key: g_update(s, key), state, jax.random.split(rng_g, g_steps))
     metrics = {f"train/{n}": v.mean() for n, v in {**d_metrics, **g_metrics}.items()}
     return state.replace(step=state.step + 1), metrics
 
