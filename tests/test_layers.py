@@ -128,3 +128,30 @@ def test_check_size():
   layers.check_size('dcgan', 'tiny', ('paper', 'tiny'))
   with pytest.raises(ValueError, match='config.model.size'):
     layers.check_size('dcgan', 'huge', ('paper', 'tiny'))
+
+
+@pytest.mark.parametrize('shape,features', [((2, 5, 7, 3), 4), ((1, 4, 4, 6), 3)])
+def test_upsample_conv3x3_matches_upsample_then_flax_conv(shape, features):
+  """UpsampleConv3x3 == nn.Conv(3x3, pad 1) on the nearest-2x up-sampled input: values, grads, params."""
+  kx, kp, kr, kb = jax.random.split(_key(1), 4)
+  x = jax.random.normal(kx, shape)
+  n, h, w, c = shape
+  up = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c)).reshape(n, 2 * h, 2 * w, c)
+  ref = nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), precision='highest')
+  fast = layers.UpsampleConv3x3(features, precision='highest')
+  params = jax.jit(ref.init)(kp, up)
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, jax.eval_shape(fast.init, kp, x))
+  params = {'params': {'kernel': params['params']['kernel'], 'bias': jax.random.normal(kb, (features,))}}
+  cot = jax.random.normal(kr, (n, 2 * h, 2 * w, features))
+
+  def ref_fn(p, x):
+    xu = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c)).reshape(n, 2 * h, 2 * w, c)
+    return ref.apply(p, xu)
+
+  y_ref, y_fast = ref_fn(params, x), fast.apply(params, x)
+  assert y_fast.shape == (n, 2 * h, 2 * w, features)
+  assert _rel_err(y_fast, y_ref) < 1e-5
+  g_ref = jax.grad(lambda p, x: jnp.sum(ref_fn(p, x) * cot), (0, 1))(params, x)
+  g_fast = jax.grad(lambda p, x: jnp.sum(fast.apply(p, x) * cot), (0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
+    assert _rel_err(a, b) < 1e-5

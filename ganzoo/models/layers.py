@@ -15,6 +15,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -73,11 +74,43 @@ def conv_transpose_2x(x: Array, kernel: Array, precision: Any = None) -> Array:
   x: [N, H, W, Cin] -> y: [N, 2H, 2W, Cout]. Computed as one stride-1 2x2 VALID convolution of x
   padded by one pixel, producing the four output phases as 4 * Cout channels, then depth-to-space.
   """
+  return _subpixel_conv(x, _subpixel_kernel(kernel), precision)
+
+
+# Per spatial axis, conv3x3(pad 1) of a nearest-2x up-sampled input at output 2m + a only sees input
+# pixels m - 1 + a + t (t = 0, 1): phase 0 taps (w0, w1 + w2), phase 1 taps (w0 + w1, w2).
+# _UPCONV_TAPS[a, t, k] = 1 where 3x3 tap k lands on 2-tap t of phase a.
+_UPCONV_TAPS = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.float32)
+
+
+def upsample_conv3x3(x: Array, kernel: Array, precision: Any = None) -> Array:
+  """y = conv3x3(upsample_nearest_2x(x), kernel, padding 1) for a (3, 3, Cin, Cout) kernel.
+
+  x: [N, H, W, Cin] -> y: [N, 2H, 2W, Cout]. Each of the four output phases of the up-sampled
+  convolution is a 2x2 convolution of x with summed taps (`_UPCONV_TAPS`), so this computes one
+  2x2 convolution with 4 * Cout outputs on x padded by one, then depth-to-space: 16 (H+1)^2 / (36 H^2)
+  of the FLOPs (0.49x at H = 16) and no up-sampled copy. Equal to the plain form up to float
+  rounding (the taps are summed before the multiply).
+  """
+  kh, kw, cin, cout = kernel.shape
+  if (kh, kw) != (3, 3):
+    raise ValueError(f"upsample_conv3x3 needs a 3x3 kernel; got {kh}x{kw}")
+  taps = jnp.asarray(_UPCONV_TAPS, kernel.dtype)
+  k = jnp.einsum('atk,bsl,klio->tsiabo', taps, taps, kernel, precision=precision)
+  return _subpixel_conv(x, k.reshape(2, 2, cin, 4 * cout), precision)
+
+
+def _subpixel_conv(x: Array, kernel: Array, precision: Any = None) -> Array:
+  """Phases (a_h, a_w) of a 2x up-sampling layer from a (2, 2, Cin, 4 * Cout) kernel ordered (a_h, a_w, Cout).
+
+  Output pixel (2m + a_h, 2l + a_w) = sum over taps (t_h, t_w) of x_padded[m + a_h + t_h, l + a_w + t_w]
+  times the kernel's tap (t_h, t_w) of phase (a_h, a_w); x is padded by one pixel on every side.
+  """
   n, h, w, _ = x.shape
-  cout = kernel.shape[-1]
+  cout = kernel.shape[-1] // 4
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   z = jax.lax.conv_general_dilated(
-      xp, _subpixel_kernel(kernel), window_strides=(1, 1), padding='VALID',
+      xp, kernel, window_strides=(1, 1), padding='VALID',
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'), precision=precision)
   z = z.reshape(n, h + 1, w + 1, 2, 2, cout)
   # Phase (a_h, a_w) is the window of z starting at (a_h, a_w).
@@ -122,6 +155,37 @@ class ConvTranspose2x(nn.Module):
             if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = conv_transpose_2x(x, kernel, self.precision)
+    if bias is not None:
+      y = y + bias.reshape(1, 1, 1, -1)
+    return y
+
+
+class UpsampleConv3x3(nn.Module):
+  """`nn.Conv(features, (3, 3), padding=1)` applied to a nearest-neighbour 2x up-sampled input.
+
+  The SNGAN/BigGAN generator block's "up-sample then 3x3 conv": [N, H, W, Cin] -> [N, 2H, 2W,
+  features], with the params of `nn.Conv` (`kernel` (3, 3, Cin, Cout), `bias` (Cout,)), so
+  checkpoints are interchangeable. Computed by `upsample_conv3x3` (a sub-pixel 2x2 convolution on
+  the low-resolution input: about half the FLOPs, for speed).
+  """
+  features: int
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros_init()
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    if x.ndim != 4:
+      raise ValueError(f"UpsampleConv3x3 expects NHWC inputs; got shape {x.shape}")
+    kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = upsample_conv3x3(x, kernel, self.precision)
     if bias is not None:
       y = y + bias.reshape(1, 1, 1, -1)
     return y
