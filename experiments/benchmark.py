@@ -1,0 +1,373 @@
+"""Training-step speed: ganzoo (JAX/XLA) against a PyTorch twin of the same GAN, in one process.
+
+  python experiments/benchmark.py --models=dcgan,sngan,inception --batch=64 --reps=7 --json
+
+For each GAN model (configs/dcgan.py, configs/sngan.py at their paper sizes, 32x32x3, batch
+--batch), one "step" is what `ganzoo.steps.make_train_step` does: `train.d_steps` D updates then
+one G update (DCGAN 1 + 1, SNGAN 5 + 1), timed against `experiments/torch_models.py`, whose
+parameter counts are asserted equal. After warm-up (compilation) the two sides alternate A/B (the
+order swapped every repetition) for --reps repetitions of --steps steps each, so both see the same
+machine load; the medians are reported, with
+  ratio = torch_ms / ganzoo_ms                (> 1: ganzoo is faster),
+  flops = XLA's cost analysis of the compiled ganzoo step (`jit(...).lower().compile()`),
+  flop_per_s = flops / ganzoo time, and its fraction of a float32 matmul peak that is measured in
+  the same run (a jitted jnp.dot of two --matmul x --matmul matrices, timed in every repetition).
+'inception' times FID feature extraction (ganzoo.metrics.inception.FeatureExtractor) against the
+TorchScript reference at the same batch of 299x299 uint8 images (images/s both ways). 'biggan'
+times ganzoo's BigGAN CIFAR step alone (no PyTorch twin).
+
+PyTorch runs eagerly with torch.set_num_threads(os.cpu_count()) (--torch_threads to change it);
+XLA:CPU uses one intra-op thread per core by default. On a loaded machine PyTorch's OpenMP threads
+lose more than XLA's thread pool (each parallel region waits for every thread): compare with
+--torch_threads=1 there. Peak RSS (resource.getrusage) is reported after each model (the
+process's running maximum) and the 1-minute load average at the start and end. With --json the
+last line printed is one JSON object {"models": {name: {...}}, "run": {...}}.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+  sys.path.insert(0, _ROOT)
+
+import ganzoo  # pylint: disable=g-import-not-at-top,unused-import  (sets the XLA:CPU flags first)
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+CONFIGS = {"dcgan": "configs/dcgan.py", "sngan": "configs/sngan.py"}
+
+
+def peak_rss_mb() -> float:
+  """The process's peak resident set size so far, in MiB (ru_maxrss is KiB on Linux)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_config(name: str, batch: int, tiny: bool):
+  """configs/<name>.py's config at `batch` (tiny: the config's 'tiny' model size)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(f"bench_cfg_{name}", os.path.join(_ROOT, CONFIGS[name]))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.data.batch_size = batch
+  if tiny:
+    config.model.size = "tiny"
+  return config
+
+
+def _block(tree: Any) -> Any:
+  return jax.block_until_ready(tree)
+
+
+class MatmulPeak:
+  """Times a jitted float32 [n, n] @ [n, n] (2 n^3 FLOPs); rates in FLOP/s."""
+
+  def __init__(self, n: int):
+    self.n = n
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    self.a = jax.random.normal(k1, (n, n), jnp.float32)
+    self.b = jax.random.normal(k2, (n, n), jnp.float32)
+    self.fn = jax.jit(jnp.dot)
+    _block(self.fn(self.a, self.b))
+    self.rates: list[float] = []
+
+  def measure(self, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+      t0 = time.perf_counter()
+      _block(self.fn(self.a, self.b))
+      best = min(best, time.perf_counter() - t0)
+    rate = 2.0 * self.n ** 3 / best
+    self.rates.append(rate)
+    return rate
+
+
+def torch_matmul_rate(n: int, repeats: int = 3) -> float:
+  import torch  # pylint: disable=g-import-not-at-top
+  a, b = torch.randn(n, n), torch.randn(n, n)
+  a @ b
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    a @ b
+    best = min(best, time.perf_counter() - t0)
+  return 2.0 * n ** 3 / best
+
+
+# ---------------------------------------------------------------------------------------------
+# The two sides of a GAN benchmark: each is (run(k) -> seconds for k steps, info).
+
+def ganzoo_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], float], dict[str, Any]]:
+  from ganzoo import steps  # pylint: disable=g-import-not-at-top
+  from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
+  config = load_config(name, batch, tiny)
+  gan = steps.build(config, (32, 32, 3))
+  state = jax.jit(lambda key: steps.init_state(gan, key))(jax.random.PRNGKey(0))
+  d_steps = int(config.train.d_steps)
+  images = jax.random.uniform(jax.random.PRNGKey(2), (d_steps, batch, 32, 32, 3), jnp.float32, -1.0, 1.0)
+  train_step = steps.make_train_step(gan, mesh=None)  # jitted, state donated
+  t0 = time.perf_counter()
+  compiled = train_step.lower(state, {"image": images}).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  info = {"g_params": param_count(state.g_params), "d_params": param_count(state.d_params),
+          "d_steps": d_steps, "flops": float(cost.get("flops", float("nan"))),
+          "compile_s": round(compile_s, 2)}
+  holder = {"state": state}
+
+  def run(k: int) -> float:
+    t0 = time.perf_counter()
+    st = holder["state"]
+    metrics = None
+    for _ in range(k):
+      st, metrics = compiled(st, {"image": images})
+    _block((st, metrics))
+    holder["state"] = st
+    return time.perf_counter() - t0
+
+  return run, info
+
+
+def torch_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], float], dict[str, Any]]:
+  import torch  # pylint: disable=g-import-not-at-top
+  import torch_models  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  trainer, d_steps = torch_models.build(name, batch, 3, tiny)
+  reals = torch.rand(d_steps, batch, 3, 32, 32) * 2 - 1
+  info = {"g_params": torch_models.param_count(trainer.G), "d_params": torch_models.param_count(trainer.D),
+          "d_steps": d_steps}
+
+  def run(k: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(k):
+      trainer.step(reals)
+    return time.perf_counter() - t0
+
+  return run, info
+
+
+def alternate(a: Callable[[int], float], b: Callable[[int], float], reps: int, steps: int,
+              peak: MatmulPeak | None = None) -> tuple[list[float], list[float]]:
+  """Per-step seconds of a and b over `reps` repetitions, A/B order swapped every repetition."""
+  ta, tb = [], []
+  for r in range(reps):
+    order = ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta))
+    for fn, out in order:
+      out.append(fn(steps) / steps)
+    if peak is not None:
+      peak.measure()
+  return ta, tb
+
+
+def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
+  g_run, g_info = ganzoo_side(name, args.batch, args.tiny)
+  t_run, t_info = torch_side(name, args.batch, args.tiny)
+  for key in ("g_params", "d_params", "d_steps"):
+    if g_info[key] != t_info[key]:
+      raise AssertionError(f"{name}: ganzoo {key}={g_info[key]} but PyTorch {key}={t_info[key]}")
+  for _ in range(args.warmup):
+    g_run(1)
+    t_run(1)
+  g_times, t_times = alternate(g_run, t_run, args.reps, args.steps, peak)
+  g_ms, t_ms = 1e3 * statistics.median(g_times), 1e3 * statistics.median(t_times)
+  flop_per_s = g_info["flops"] / (g_ms / 1e3)
+  peak_rate = statistics.median(peak.rates)
+  return {
+      "batch": args.batch, "d_steps": g_info["d_steps"], "g_params": g_info["g_params"],
+      "d_params": g_info["d_params"], "ganzoo_ms": round(g_ms, 1), "torch_ms": round(t_ms, 1),
+      "ratio": round(t_ms / g_ms, 3), "flops": g_info["flops"], "flop_per_s": flop_per_s,
+      "torch_flop_per_s": g_info["flops"] / (t_ms / 1e3),
+      "matmul_peak_flop_per_s": peak_rate, "fraction_of_peak": round(flop_per_s / peak_rate, 3),
+      "ganzoo_ms_all": [round(1e3 * t, 1) for t in g_times],
+      "torch_ms_all": [round(1e3 * t, 1) for t in t_times],
+      "compile_s": g_info["compile_s"], "peak_rss_mb": round(peak_rss_mb(), 1),
+  }
+
+
+def bench_biggan(args, peak: MatmulPeak) -> dict[str, Any]:
+  """ganzoo's BigGAN CIFAR step alone (configs/biggan.py when present, else sngan's settings)."""
+  from ganzoo import steps  # pylint: disable=g-import-not-at-top
+  path = os.path.join(_ROOT, "configs", "biggan.py")
+  if os.path.exists(path):
+    CONFIGS["biggan"] = "configs/biggan.py"
+    config = load_config("biggan", args.batch, args.tiny)
+  else:
+    config = load_config("sngan", args.batch, args.tiny)
+    config.model.name = "biggan"
+    config.sn.g = True
+    config.train.d_steps = 4
+  rss0 = peak_rss_mb()
+  gan = steps.build(config, (32, 32, 3), int(config.data.get("num_classes") or 10)
+                    if config.model.get("conditional", False) else 0)
+  state = jax.jit(lambda key: steps.init_state(gan, key))(jax.random.PRNGKey(0))
+  d_steps = int(config.train.d_steps)
+  batch = {"image": jax.random.uniform(jax.random.PRNGKey(2), (d_steps, args.batch, 32, 32, 3), jnp.float32, -1, 1)}
+  if gan.num_classes:
+    batch["label"] = jnp.zeros((d_steps, args.batch), jnp.int32)
+  compiled = steps.make_train_step(gan).lower(state, batch).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  holder = {"state": state}
+
+  def run(k):
+    t0 = time.perf_counter()
+    st = holder["state"]
+    for _ in range(k):
+      st, m = compiled(st, batch)
+    _block((st, m))
+    holder["state"] = st
+    return time.perf_counter() - t0
+
+  for _ in range(args.warmup):
+    run(1)
+  times = []
+  for _ in range(args.reps):
+    times.append(run(args.steps) / args.steps)
+    peak.measure()
+  ms = 1e3 * statistics.median(times)
+  flops = float(cost.get("flops", float("nan")))
+  return {"batch": args.batch, "d_steps": d_steps, "ganzoo_ms": round(ms, 1), "flops": flops,
+          "flop_per_s": flops / (ms / 1e3), "fraction_of_peak": round(flops / (ms / 1e3) / statistics.median(peak.rates), 3),
+          "peak_rss_mb": round(peak_rss_mb(), 1), "rss_growth_mb": round(peak_rss_mb() - rss0, 1)}
+
+
+def bench_inception(args) -> dict[str, Any]:
+  """FID Inception features: ganzoo (Flax) vs the TorchScript reference, images/s, same batch."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from ganzoo.metrics import inception  # pylint: disable=g-import-not-at-top
+  from ganzoo.metrics import weights  # pylint: disable=g-import-not-at-top
+  size = 75 if args.tiny else 299
+  images = np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3), dtype=np.uint8)
+  ex = inception.FeatureExtractor.create()
+  net = torch.jit.load(weights.find_torchscript_file(), map_location="cpu").eval()
+
+  def flax_run(k):
+    t0 = time.perf_counter()
+    for _ in range(k):
+      ex.extract(images, batch_size=len(images), progress=False)
+    return time.perf_counter() - t0
+
+  def torch_run(k):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+      for _ in range(k):
+        x = torch.from_numpy(images).float().permute(0, 3, 1, 2)
+        net((x - 128) / 128).numpy()
+    return time.perf_counter() - t0
+
+  for _ in range(args.warmup):
+    flax_run(1)
+    torch_run(1)
+  reps = max(2, min(args.reps, 3))
+  g_times, t_times = alternate(flax_run, torch_run, reps, 1)
+  g_rate, t_rate = args.batch / statistics.median(g_times), args.batch / statistics.median(t_times)
+  return {"batch": args.batch, "size": size, "ganzoo_images_per_s": round(g_rate, 2),
+          "torch_images_per_s": round(t_rate, 2), "ratio": round(g_rate / t_rate, 3),
+          "ganzoo_ms": round(1e3 * statistics.median(g_times), 1),
+          "torch_ms": round(1e3 * statistics.median(t_times), 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def _fmt_flops(x: float) -> str:
+  return f"{x / 1e9:.1f} G"
+
+
+def print_table(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> None:
+  print(f"\n{run['cpu']} | {run['cores']} cores | jax {run['jax']} | torch {run['torch']} "
+        f"(threads {run['torch_threads']}) | load avg {run['loadavg_start']:.2f} -> {run['loadavg_end']:.2f}")
+  print(f"matmul peak (JAX f32 {run['matmul_n']}^2): {run['matmul_peak_flop_per_s'] / 1e9:.1f} GFLOP/s; "
+        f"torch matmul {run['torch_matmul_flop_per_s'] / 1e9:.1f} GFLOP/s; peak RSS {run['peak_rss_mb']:.0f} MiB")
+  print("| model | batch | ganzoo ms/step | PyTorch ms/step | ratio | FLOPs/step | ganzoo FLOP/s | % of peak | peak RSS MiB |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for name, r in results.items():
+    if name == "inception":
+      print(f"| inception (images/s) | {r['batch']} | {r['ganzoo_images_per_s']} img/s | "
+            f"{r['torch_images_per_s']} img/s | {r['ratio']:.2f} | | | | {r['peak_rss_mb']:.0f} |")
+    elif "torch_ms" in r:
+      print(f"| {name} | {r['batch']} | {r['ganzoo_ms']} | {r['torch_ms']} | {r['ratio']:.2f} | "
+            f"{_fmt_flops(r['flops'])} | {_fmt_flops(r['flop_per_s'])} | {100 * r['fraction_of_peak']:.0f}% | "
+            f"{r['peak_rss_mb']:.0f} |")
+    else:
+      print(f"| {name} | {r['batch']} | {r['ganzoo_ms']} | - | - | {_fmt_flops(r['flops'])} | "
+            f"{_fmt_flops(r['flop_per_s'])} | {100 * r['fraction_of_peak']:.0f}% | {r['peak_rss_mb']:.0f} |")
+
+
+def _cpu_name() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--models", default="dcgan,sngan", help="comma list of dcgan, sngan, biggan, inception")
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--reps", type=int, default=7, help="A/B repetitions after warm-up")
+  parser.add_argument("--steps", type=int, default=3, help="steps per timed repetition")
+  parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side after compilation")
+  parser.add_argument("--matmul", type=int, default=2048, help="matmul-peak matrix size")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="torch.set_num_threads (default 0: os.cpu_count(), all cores as XLA uses)")
+  parser.add_argument("--tiny", action="store_true", help="tiny models (tests): checks the plumbing only")
+  parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+  parser.add_argument("--out", default=None, help="also write the JSON object to this file")
+  args = parser.parse_args(argv)
+  models = [m.strip() for m in args.models.split(",") if m.strip()]
+  unknown = set(models) - {"dcgan", "sngan", "biggan", "inception"}
+  if unknown:
+    raise ValueError(f"unknown --models {sorted(unknown)}; choose from dcgan, sngan, biggan, inception")
+
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(args.torch_threads or os.cpu_count())  # all cores, as XLA:CPU uses
+  load_start = os.getloadavg()[0]
+  peak = MatmulPeak(256 if args.tiny else args.matmul)
+  peak.measure(3)
+  results: dict[str, dict[str, Any]] = {}
+  for name in models:
+    print(f"[benchmark] {name} ...", file=sys.stderr, flush=True)
+    if name == "inception":
+      results[name] = bench_inception(args)
+    elif name == "biggan":
+      results[name] = bench_biggan(args, peak)
+    else:
+      results[name] = bench_gan(name, args, peak)
+  run = {
+      "cpu": _cpu_name(), "cores": os.cpu_count(), "jax": jax.__version__, "torch": torch.__version__,
+      "torch_threads": torch.get_num_threads(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "devices": len(jax.devices()), "matmul_n": peak.n,
+      "matmul_peak_flop_per_s": statistics.median(peak.rates),
+      "torch_matmul_flop_per_s": torch_matmul_rate(peak.n),
+      "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
+      "reps": args.reps, "steps_per_rep": args.steps, "tiny": args.tiny,
+      "peak_rss_mb": round(peak_rss_mb(), 1),
+      "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+  }
+  out = {"models": results, "run": run}
+  print_table(results, run)
+  if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+      json.dump(out, f, indent=1)
+  if args.json:
+    print(json.dumps(out), flush=True)
+  return out
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,72 @@
+"""experiments/benchmark.py and experiments/torch_models.py: equal models, valid JSON (needs torch)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+torch = pytest.importorskip("torch")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "experiments"))
+
+import benchmark  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import torch_models  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+from ganzoo import steps  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from ganzoo.state import param_count  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.mark.parametrize("name,tiny", [("dcgan", False), ("sngan", False), ("dcgan", True), ("sngan", True)])
+def test_param_counts_match(name, tiny):
+  config = benchmark.load_config(name, 64, tiny)
+  gan = steps.build(config, (32, 32, 3))
+  state = jax.eval_shape(lambda key: steps.init_state(gan, key), jax.random.PRNGKey(0))
+  trainer, d_steps = torch_models.build(name, 64, 3, tiny)
+  assert d_steps == config.train.d_steps
+  assert param_count(state.g_params) == torch_models.param_count(trainer.G)
+  assert param_count(state.d_params) == torch_models.param_count(trainer.D)
+
+
+def test_torch_spectral_norm_sigma_is_one():
+  # After enough power iterations the normalized weights have spectral norm 1.
+  torch.manual_seed(0)
+  d = torch_models.SNGANResNetDiscriminator(d_ch=8)
+  sn = torch_models.SpectralNorm(d)
+  for _ in range(50):
+    params = sn.params(update=True)
+  w = params["blocks.1.conv1.weight"].detach()
+  sigma = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2).item()
+  assert abs(sigma - 1.0) < 1e-3
+
+
+def test_torch_step_updates_both_networks():
+  torch.manual_seed(0)
+  trainer, d_steps = torch_models.build("sngan", batch_size=4, tiny=True)
+  g0 = [p.detach().clone() for p in trainer.G.parameters()]
+  d0 = [p.detach().clone() for p in trainer.D.parameters()]
+  d_loss, g_loss = trainer.step(torch.rand(d_steps, 4, 3, 32, 32) * 2 - 1)
+  assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+  assert all(not torch.equal(a, b) for a, b in zip(d0, trainer.D.parameters()))
+  assert any(not torch.equal(a, b) for a, b in zip(g0, trainer.G.parameters()))
+  assert all(p.requires_grad for p in trainer.D.parameters())
+
+
+def test_benchmark_tiny_json():
+  cmd = [sys.executable, os.path.join(ROOT, "experiments", "benchmark.py"), "--models=dcgan", "--tiny",
+         "--batch=8", "--reps=1", "--steps=1", "--warmup=1", "--torch_threads=1", "--json"]
+  out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  r = result["models"]["dcgan"]
+  for key in ("ganzoo_ms", "torch_ms", "ratio", "flops", "flop_per_s", "fraction_of_peak",
+              "matmul_peak_flop_per_s", "peak_rss_mb"):
+    assert key in r, key
+  assert r["ganzoo_ms"] > 0 and r["torch_ms"] > 0
+  assert abs(r["ratio"] - r["torch_ms"] / r["ganzoo_ms"]) < 1e-2 * r["ratio"] + 1e-3
+  assert r["flops"] > 1e6
+  assert r["g_params"] == 61936 and r["d_params"] == 11241
+  assert result["run"]["torch_threads"] == 1
+  assert result["run"]["peak_rss_mb"] > 0
