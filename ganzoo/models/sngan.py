@@ -147,9 +147,8 @@ class SNGANCNNDiscriminator(nn.Module):
 # ResNet.
 
 
-def _conv3(features: int, name: str, use_bias: bool = True) -> nn.Conv:
-  return nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=_XAVIER_RELU, use_bias=use_bias,
-                 name=name)
+def _conv3(features: int, name: str) -> nn.Conv:
+  return nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=_XAVIER_RELU, name=name)
 
 
 def _conv1(features: int, name: str) -> nn.Conv:
@@ -161,9 +160,8 @@ class GBlock(nn.Module):
 
   BNs are ConditionalBatchNorm when num_classes > 0. The 1x1 shortcut conv exists when the block
   up-samples or changes width (Conv1x1 then nearest up-sampling, which equals up-sampling first).
-  conv1 has no bias (the chainer code has one): bn2 subtracts it right away, so it never changes
-  the output and its gradient is pure rounding noise, which Adam would amplify into +-lr steps that
-  make runs depend on the device count.
+  Every conv has a bias, as in the authors' chainer code, although G's final BatchNorm cancels
+  them all (their gradient is rounding noise; see tests/test_steps.py on Adam's eps).
   """
   features: int
   upsample: bool = True
@@ -175,10 +173,9 @@ class GBlock(nn.Module):
     if self.upsample:
       # For speed: up-sample + conv3x3 as one sub-pixel conv on the small input (same 'conv1'
       # params as nn.Conv, ~half the FLOPs; layers.upsample_conv3x3).
-      h = layers.UpsampleConv3x3(self.features, use_bias=False, kernel_init=_XAVIER_RELU,
-                                 name='conv1')(h)
+      h = layers.UpsampleConv3x3(self.features, kernel_init=_XAVIER_RELU, name='conv1')(h)
     else:
-      h = _conv3(self.features, 'conv1', use_bias=False)(h)
+      h = _conv3(self.features, 'conv1')(h)
     h = nn.relu(_norm(self.num_classes, train, 'bn2', y, h))
     h = _conv3(self.features, 'conv2')(h)
     sc = x
