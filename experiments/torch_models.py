@@ -78,12 +78,12 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 
 
 class GBlock(nn.Module):
-  """BN-ReLU-up-Conv3(no bias)-BN-ReLU-Conv3 + up-Conv1 shortcut."""
+  """BN-ReLU-up-Conv3-BN-ReLU-Conv3 + up-Conv1 shortcut (biases as the chainer code)."""
 
   def __init__(self, ch: int):
     super().__init__()
     self.bn1 = nn.BatchNorm2d(ch)
-    self.conv1 = nn.Conv2d(ch, ch, 3, 1, 1, bias=False)
+    self.conv1 = nn.Conv2d(ch, ch, 3, 1, 1)
     self.bn2 = nn.BatchNorm2d(ch)
     self.conv2 = nn.Conv2d(ch, ch, 3, 1, 1)
     self.shortcut = nn.Conv2d(ch, ch, 1)
