@@ -6,7 +6,8 @@ older one is tried, so a crash mid-save never loses the run.
 
 import logging
 import os
-from typing import Any
+import shutil
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -43,11 +44,22 @@ class Checkpointer:
       try:
         return self.restore(step, target), step
       except Exception as e:  # pylint: disable=broad-except
-        logging.error("checkpoint at step %d in %s failed to restore (%s: %s); trying the previous one",
-                      step, self.directory, type(e).__name__, e)
+        aside = self._move_aside(step)
+        logging.error("checkpoint at step %d in %s failed to restore (%s: %s); moved to %s; trying the previous one",
+                      step, self.directory, type(e).__name__, e, aside)
         print(f"warning: checkpoint {step} in {self.directory} failed to restore ({type(e).__name__}); "
-              "using the previous one", flush=True)
+              f"moved it to {aside} and using the previous one", flush=True)
     return None
+
+  def _move_aside(self, step: int) -> str:
+    """Moves a broken step out of the manager's directory (kept for inspection, never overwritten)."""
+    src = os.path.join(self.directory, str(step))
+    dst = os.path.join(self.directory + "_failed", f"{step}_{int(time.time())}")
+    if jax.process_index() == 0 and os.path.isdir(src):
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      shutil.move(src, dst)
+    self._manager.reload()
+    return dst
 
   def close(self) -> None:
     self._manager.close()

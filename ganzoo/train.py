@@ -137,6 +137,13 @@ def _fetch(metrics: dict[str, jax.Array]) -> dict[str, float]:
   return {k: float(v) for k, v in jax.device_get(metrics).items()}
 
 
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+  """Whether every floating-point leaf of a pytree is finite (one device-side reduction)."""
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
 def _check_finite(step: int, metrics: dict[str, float], last_ckpt: int | None, workdir: str) -> None:
   bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
   if bad:
@@ -270,7 +277,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
         bar.show(step, results)
         last.update(results)
       if is_ckpt:
-        ckpt.save(step, state, force=True)
+        if not bool(_all_finite(state)):
+          raise NonFiniteLossError(f"step {step}: the parameters or optimizer state became NaN/Inf; stopped, "
+                                   + (f"the last good checkpoint (step {last_ckpt}) is kept in {workdir}/checkpoints"
+                                      if last_ckpt is not None else "no checkpoint had been written yet")
+                                   + ". Lower the learning rates or add a penalty/spectral norm.")
+        # Orbax writes in the background from host views of the arrays, and the next step donates
+        # (overwrites) the state's buffers: save a copy.
+        ckpt.save(step, jax.tree.map(jnp.copy, state), force=True)
         last_ckpt = step
   finally:
     bar.close()

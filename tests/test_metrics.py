@@ -219,6 +219,8 @@ def test_cli_prints_one_json_object(tmp_path, monkeypatch, capsys):
   np.savez(tmp_path / "fake.npz", images=rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8))
   np.savez(tmp_path / "real.npz", images=rng.integers(0, 128, (30, 8, 8, 3), dtype=np.uint8))
   monkeypatch.setattr(evaluate, "get_extractor", lambda path=None: _PixelExtractor())
+  if "fake" not in evaluate.FLAGS:
+    evaluate.define_flags()  # the CLI defines its flags only when run as a program
   evaluate.FLAGS([
       "evaluate", f"--fake={tmp_path / 'fake.npz'}", f"--real={tmp_path / 'real.npz'}",
       "--metrics=fid,kid,dc", "--num_samples=20", "--batch_size=8"])

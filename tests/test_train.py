@@ -60,7 +60,11 @@ def test_every_config_runs_two_tiny_steps(name, tmp_path):
   assert os.path.isdir(tmp_path / "run" / "checkpoints" / "2")
 
 
-def test_resumed_run_equals_unbroken_run(tmp_path):
+def test_resumed_run_equals_unbroken_run(tmp_path, monkeypatch):
+  """Run 4 steps; or crash at step 3 (after the step-2 checkpoint) and start again: same result.
+
+  The config is the same for both (SNGAN's learning rate decays over train.num_steps, so a resume
+  must not change it)."""
   config = npz_config("sngan", tmp_path)
   config.train.num_steps = 4
   config.train.checkpoint_every = 2
@@ -68,9 +72,19 @@ def test_resumed_run_equals_unbroken_run(tmp_path):
   train.train_and_evaluate(config, str(full), mesh=one_device(), progress=False)
 
   parts = tmp_path / "parts"
-  config.train.num_steps = 2
-  train.train_and_evaluate(config, str(parts), mesh=one_device(), progress=False)
-  config.train.num_steps = 4
+  real_global_batch = train.parallel.global_batch
+  calls = []
+
+  def crash_at_step_3(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+      raise RuntimeError("simulated crash")
+    return real_global_batch(*args, **kwargs)
+
+  monkeypatch.setattr(train.parallel, "global_batch", crash_at_step_3)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    train.train_and_evaluate(config, str(parts), mesh=one_device(), progress=False)
+  monkeypatch.setattr(train.parallel, "global_batch", real_global_batch)
   summary = train.train_and_evaluate(config, str(parts), mesh=one_device(), progress=False)
   assert summary["start_step"] == 2
 
@@ -101,17 +115,31 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, capsys):
   summary = train.train_and_evaluate(config, str(workdir), mesh=one_device(), progress=False)
   assert summary["start_step"] == 2
   assert "failed to restore" in capsys.readouterr().out
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "5"]  # 4 re-written after the fall-back
+  assert len(os.listdir(workdir / "checkpoints_failed")) == 1
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   config = npz_config("dcgan", tmp_path)
-  config.train.num_steps = 4
+  config.train.num_steps = 2
   config.train.checkpoint_every = 1
-  config.optim.d.lr = float("nan")       # D's params become NaN after the first update
   workdir = tmp_path / "run"
-  with pytest.raises(train.NonFiniteLossError, match=r"step 2: train/\w+ is nan.*last good checkpoint \(step 1\)"):
+  train.train_and_evaluate(config, str(workdir), mesh=one_device(), progress=False)
+  config.train.num_steps = 4
+  config.optim.d.lr = float("nan")       # step 3's D update makes D NaN; G's loss at step 3 is NaN
+  with pytest.raises(train.NonFiniteLossError, match=r"step 3: train/\w+ is nan.*last good checkpoint \(step 2\)"):
     train.train_and_evaluate(config, str(workdir), mesh=one_device(), progress=False)
-  assert sorted(os.listdir(workdir / "checkpoints")) == ["1"]
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2"]
+
+
+def test_nan_params_are_never_checkpointed(tmp_path):
+  config = npz_config("dcgan", tmp_path)
+  config.train.num_steps = 2
+  config.train.checkpoint_every = 1
+  config.optim.g.lr = float("nan")       # step 1's losses are finite, but its G update is NaN
+  with pytest.raises(train.NonFiniteLossError, match="step 1: the parameters .* became NaN"):
+    train.train_and_evaluate(config, str(tmp_path / "run"), mesh=one_device(), progress=False)
+  assert os.listdir(tmp_path / "run" / "checkpoints") == []
 
 
 def test_unknown_config_key_is_an_error(tmp_path):
@@ -124,7 +152,7 @@ def test_unknown_config_key_is_an_error(tmp_path):
 
 def test_image_shape_the_model_cannot_take(tmp_path):
   config = npz_config("dcgan", tmp_path, shape=(30, 30, 1))
-  with pytest.raises(ValueError, match="30x30"):
+  with pytest.raises(ValueError, match=r"dcgan supports .* got \(30, 30, 1\)"):
     train.train_and_evaluate(config, str(tmp_path / "run"), mesh=one_device(), progress=False)
 
 
@@ -140,8 +168,9 @@ def test_cli_prints_one_line_errors(tmp_path):
   assert err[-1].startswith("error: data.batch_size=6 must be divisible by the number of devices (4)"), err
   unknown = subprocess.run(base + ["--config.train.lerning_rate=1"], cwd=ROOT, env=env, capture_output=True, text=True)
   assert unknown.returncode != 0 and "lerning_rate" in unknown.stderr
-  missing = subprocess.run(base[:4] + ["--config.data.name=cifar10", "--config.data.source=tfds",
+  missing = subprocess.run(base[:5] + ["--config.data.name=cifar10", "--config.data.source=tfds",
                                        f"--config.data.data_dir={tmp_path / 'none'}"],
                            cwd=ROOT, env=env, capture_output=True, text=True)
-  assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
-  assert "cifar10" in missing.stderr
+  errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
+  assert missing.returncode == 1 and len(errors) == 1 and "Traceback" not in missing.stderr, missing.stderr
+  assert "cifar10 not found" in errors[0] and "TFDS_DATA_DIR" in errors[0]
