@@ -135,7 +135,8 @@ class LazySource:
   has_labels: bool
 
   def _read(self, i: int) -> tuple[np.ndarray, int | None]:
-    raise NotImplementedError
+    """Example i as (uint8 image, label or None); TfdsSource and FolderSource implement it."""
+    raise NotImplementedError(f"{type(self).__name__} must implement _read")
 
   def get(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
     indices = np.asarray(indices, np.int64)
