@@ -186,12 +186,12 @@ def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
   peak_rate = statistics.median(peak.rates)
   return {
       "batch": args.batch, "d_steps": g_info["d_steps"], "g_params": g_info["g_params"],
-      "d_params": g_info["d_params"], "ganzoo_ms": round(g_ms, 1), "torch_ms": round(t_ms, 1),
+      "d_params": g_info["d_params"], "ganzoo_ms": round(g_ms, 2), "torch_ms": round(t_ms, 2),
       "ratio": round(t_ms / g_ms, 3), "flops": g_info["flops"], "flop_per_s": flop_per_s,
       "torch_flop_per_s": g_info["flops"] / (t_ms / 1e3),
       "matmul_peak_flop_per_s": peak_rate, "fraction_of_peak": round(flop_per_s / peak_rate, 3),
-      "ganzoo_ms_all": [round(1e3 * t, 1) for t in g_times],
-      "torch_ms_all": [round(1e3 * t, 1) for t in t_times],
+      "ganzoo_ms_all": [round(1e3 * t, 2) for t in g_times],
+      "torch_ms_all": [round(1e3 * t, 2) for t in t_times],
       "compile_s": g_info["compile_s"], "peak_rss_mb": round(peak_rss_mb(), 1),
   }
 

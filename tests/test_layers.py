@@ -21,7 +21,8 @@ def _rel_err(a, b):
 
 
 @pytest.mark.parametrize('shape,features', [((2, 5, 7, 3), 4), ((2, 4, 4, 6), 3),
-                                            ((1, 1, 1, 2), 5)])
+                                            ((1, 1, 1, 2), 5),
+                                            ((2, 4, 4, 3), 64), ((1, 2, 3, 2), 64)])  # per-phase path
 def test_conv_transpose_2x_matches_flax_conv_transpose(shape, features):
   """Outputs and gradients w.r.t. input, kernel and bias equal nn.ConvTranspose(k4, s2, SAME)."""
   kx, kp, kr, kb = jax.random.split(_key(0), 4)
@@ -155,3 +156,86 @@ def test_upsample_conv3x3_matches_upsample_then_flax_conv(shape, features):
   g_fast = jax.grad(lambda p, x: jnp.sum(fast.apply(p, x) * cot), (0, 1))(params, x)
   for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
     assert _rel_err(a, b) < 1e-5
+
+
+def _value_and_grads(module, variables, x, cot):
+  """(y, new batch_stats, grads w.r.t. (variables, x)) of sum(module(x) * cot), train mode."""
+  def loss(v, x):
+    if 'batch_stats' in v:
+      y, mutated = module.apply(v, x, mutable=['batch_stats'])
+    else:
+      y, mutated = module.apply(v, x), {}
+    return jnp.sum(y * cot), (y, mutated)
+  (_, (y, mutated)), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(variables, x)
+  return y, mutated, grads
+
+
+@pytest.mark.parametrize('shape', [(8, 6, 6, 5), (64, 4, 4, 3), (16, 7)])
+def test_batch_norm_matches_flax(shape):
+  """layers.BatchNorm == nn.BatchNorm: params layout, outputs, running stats, all gradients; eval mode."""
+  kx, ks, kb, kc = jax.random.split(_key(2), 4)
+  x = 3.0 * jax.random.normal(kx, shape) + 1.5
+  ref = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
+  fast = layers.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
+  variables = ref.init(_key(0), x)
+  assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, fast.init(_key(0), x))
+  c = shape[-1]
+  variables = {'params': {'scale': 1.0 + jax.random.normal(ks, (c,)), 'bias': jax.random.normal(kb, (c,))},
+               'batch_stats': {'mean': jnp.full((c,), 0.5), 'var': jnp.full((c,), 2.0)}}
+  cot = jax.random.normal(kc, shape)
+  y_ref, stats_ref, g_ref = _value_and_grads(ref, variables, x, cot)
+  y_fast, stats_fast, g_fast = _value_and_grads(fast, variables, x, cot)
+  assert _rel_err(y_fast, y_ref) < 1e-5
+  for a, b in zip(jax.tree.leaves((stats_fast, g_fast)), jax.tree.leaves((stats_ref, g_ref))):
+    assert _rel_err(a, b) < 1e-5
+  # The batch statistics themselves: mean 1.5 and variance 9 up to sampling, updated with momentum 0.9.
+  np.testing.assert_allclose(stats_fast['batch_stats']['mean'],
+                             0.9 * 0.5 + 0.1 * np.asarray(x).reshape(-1, c).mean(0), rtol=1e-5)
+  eval_ref = nn.BatchNorm(use_running_average=True, epsilon=1e-5).apply(variables, x)
+  eval_fast = layers.BatchNorm(epsilon=1e-5).apply(variables, x, use_running_average=True)
+  assert _rel_err(eval_fast, eval_ref) < 1e-6
+
+
+@pytest.mark.parametrize('kwargs,shape', [
+    (dict(kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1))), (4, 8, 6, 3)),   # conv_down_2x
+    (dict(kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1))), (2, 7, 5, 3)),   # odd: plain conv
+    (dict(kernel_size=(3, 3), padding='SAME'), (2, 6, 6, 4)),
+    (dict(kernel_size=(3, 3), strides=(2, 2), padding=1), (2, 6, 6, 4)),
+    (dict(kernel_size=(1, 1), padding='VALID', use_bias=False), (2, 5, 5, 4)),
+])
+def test_conv_matches_flax(kwargs, shape):
+  """layers.Conv == nn.Conv: same params, outputs, gradients w.r.t. input, kernel and bias."""
+  kx, kb, kc = jax.random.split(_key(3), 3)
+  x = jax.random.normal(kx, shape)
+  ref, fast = nn.Conv(5, **kwargs), layers.Conv(5, **kwargs)
+  variables = ref.init(_key(0), x)
+  assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, fast.init(_key(0), x))
+  if 'bias' in variables['params']:
+    variables = {'params': {**variables['params'], 'bias': jax.random.normal(kb, (5,))}}
+  y_ref = ref.apply(variables, x)
+  cot = jax.random.normal(kc, y_ref.shape)
+  y_ref, _, g_ref = _value_and_grads(ref, variables, x, cot)
+  y_fast, _, g_fast = _value_and_grads(fast, variables, x, cot)
+  assert _rel_err(y_fast, y_ref) < 1e-5
+  for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
+    assert _rel_err(a, b) < 1e-5
+
+
+def test_row_sum_and_bias_add():
+  x = jnp.arange(24.0).reshape(2, 3, 4)
+  np.testing.assert_array_equal(layers.row_sum(x), np.arange(24.0).reshape(6, 4).sum(0))
+  np.testing.assert_allclose(layers.row_mean(x), np.arange(24.0).reshape(6, 4).mean(0))
+  g = jax.grad(lambda b: jnp.sum(layers.bias_add(x, b) * x))(jnp.zeros(4))
+  np.testing.assert_array_equal(g, np.arange(24.0).reshape(6, 4).sum(0))
+
+
+def test_avg_pool2_and_upsample_nearest():
+  """avg_pool2 == nn.avg_pool(2x2, stride 2) in value and gradient; upsample repeats pixels 2x2."""
+  x = jax.random.normal(_key(4), (2, 6, 4, 3))
+  cot = jax.random.normal(_key(5), (2, 3, 2, 3))
+  np.testing.assert_allclose(layers.avg_pool2(x), nn.avg_pool(x, (2, 2), strides=(2, 2)), atol=1e-6)
+  g = jax.grad(lambda x: jnp.sum(layers.avg_pool2(x) * cot))(x)
+  g_ref = jax.grad(lambda x: jnp.sum(nn.avg_pool(x, (2, 2), strides=(2, 2)) * cot))(x)
+  np.testing.assert_allclose(g, g_ref, atol=1e-6)
+  up = layers.upsample_nearest(jnp.arange(4.0).reshape(1, 2, 2, 1))[0, :, :, 0]
+  np.testing.assert_array_equal(up, [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])

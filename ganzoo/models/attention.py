@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ganzoo.models import layers
+
 Array = jax.Array
 Initializer = Callable[..., Array]
 
@@ -59,8 +61,8 @@ class SelfAttention(nn.Module):
       raise ValueError(f"SelfAttention(pool=True) needs even H, W; got {hgt}x{wid}")
 
     def proj(features: int, name: str, inp: Array) -> Array:
-      return nn.Conv(features, (1, 1), use_bias=False, kernel_init=self.kernel_init,
-                     name=name)(inp)
+      return layers.Conv(features, (1, 1), use_bias=False, kernel_init=self.kernel_init,
+                         name=name)(inp)
 
     f = proj(ck, 'f', x)  # keys (attended side)
     g = proj(ck, 'g', x)  # queries (one per output location)

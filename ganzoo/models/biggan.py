@@ -66,13 +66,8 @@ def num_params(tree: Any) -> int:
   return int(sum(int(x.size) for x in jax.tree_util.tree_leaves(tree)))
 
 
-def _upsample(x: Array) -> Array:
-  """2x nearest-neighbour upsampling of an NHWC map."""
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def _avg_pool(x: Array) -> Array:
-  return nn.avg_pool(x, (2, 2), strides=(2, 2))
+_upsample = layers.upsample_nearest
+_avg_pool = layers.avg_pool2
 
 
 class LinearConditionalBatchNorm(nn.Module):
@@ -103,7 +98,12 @@ def _cond_bn(mode: str, num_classes: int, kernel_init: Initializer, name: str, x
 
 
 class GBlock(nn.Module):
-  """ResBlock up: conv3x3(ReLU(CBN(conv3x3(up(ReLU(CBN(x))))))) + conv1x1(up(x))."""
+  """ResBlock up: conv3x3(ReLU(CBN(conv3x3(up(ReLU(CBN(x))))))) + conv1x1(up(x)).
+
+  Computed in the equal, cheaper forms `layers.UpsampleConv3x3` for conv3x3(up(.)) and
+  up(conv1x1(x)) for the shortcut (a 1x1 conv commutes with nearest up-sampling); the params are
+  those of the plain layers.
+  """
   features: int
   cbn: str = 'linear'
   num_classes: int = 0
@@ -112,13 +112,13 @@ class GBlock(nn.Module):
   @nn.compact
   def __call__(self, x: Array, cond: Array | None, y: Array | None,
                train: bool = True) -> Array:
-    conv = lambda k, name: nn.Conv(self.features, (k, k), padding='SAME',
-                                   kernel_init=self.kernel_init, name=name)
+    conv = lambda k, name: layers.Conv(self.features, (k, k), padding='SAME',
+                                       kernel_init=self.kernel_init, name=name)
     h = nn.relu(_cond_bn(self.cbn, self.num_classes, self.kernel_init, 'bn1', x, cond, y, train))
-    h = conv(3, 'conv1')(_upsample(h))
+    h = layers.UpsampleConv3x3(self.features, kernel_init=self.kernel_init, name='conv1')(h)
     h = nn.relu(_cond_bn(self.cbn, self.num_classes, self.kernel_init, 'bn2', h, cond, y, train))
     h = conv(3, 'conv2')(h)
-    return h + conv(1, 'conv_sc')(_upsample(x))
+    return h + _upsample(conv(1, 'conv_sc')(x))
 
 
 class DBlock(nn.Module):
@@ -134,8 +134,8 @@ class DBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    conv = lambda k, name: nn.Conv(self.features, (k, k), padding='SAME',
-                                   kernel_init=self.kernel_init, name=name)
+    conv = lambda k, name: layers.Conv(self.features, (k, k), padding='SAME',
+                                       kernel_init=self.kernel_init, name=name)
     h = nn.relu(x) if self.preactivation else x
     h = conv(3, 'conv2')(nn.relu(conv(3, 'conv1')(h)))
     if self.downsample:
@@ -219,10 +219,10 @@ class Generator(nn.Module):
                           name=f'block{i}') for i, m in enumerate(g_out)]
     self.attn = [SelfAttention(pool=self.attention_pool, kernel_init=self.kernel_init,
                                name=f'attn{i}') for i in self._attn_at]
-    self.out_bn = nn.BatchNorm(momentum=layers.BN_MOMENTUM, epsilon=layers.BN_EPSILON,
-                               name='out_bn')  # use_running_average is given per call
-    self.out_conv = nn.Conv(self.out_channels, (3, 3), padding='SAME',
-                            kernel_init=self.kernel_init, name='out_conv')
+    self.out_bn = layers.BatchNorm(momentum=layers.BN_MOMENTUM, epsilon=layers.BN_EPSILON,
+                                   name='out_bn')  # use_running_average is given per call
+    self.out_conv = layers.Conv(self.out_channels, (3, 3), padding='SAME',
+                                kernel_init=self.kernel_init, name='out_conv')
 
   def embed(self, y: Array) -> Array:
     """The shared class embedding shared(y): [N] int -> [N, shared_dim]."""

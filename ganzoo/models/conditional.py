@@ -158,8 +158,8 @@ class CGANConvDiscriminator(nn.Module):
     onehot = jax.nn.one_hot(y, self.num_classes, dtype=x.dtype)[:, None, None, :]
     h = jnp.concatenate([x, jnp.broadcast_to(onehot, (n, hgt, wid, self.num_classes))], -1)
     for i in range(k):
-      h = nn.Conv(self.ch * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  kernel_init=layers.dcgan_normal, name=f'conv{i}')(h)
+      h = layers.Conv(self.ch * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                      kernel_init=layers.dcgan_normal, name=f'conv{i}')(h)
       h = nn.leaky_relu(h, 0.2)
     return nn.Dense(1, kernel_init=layers.dcgan_normal, name='out')(h.reshape(n, -1))[:, 0]
 
@@ -239,8 +239,8 @@ class ACGANDiscriminator(nn.Module):
     drop = nn.Dropout(self.dropout, deterministic=not train or self.dropout == 0.0)
     h = x
     for i, (width, stride) in enumerate(zip(self.widths, self.strides)):
-      h = nn.Conv(width, (3, 3), strides=(stride, stride), padding='SAME',
-                  kernel_init=layers.dcgan_normal, name=f'conv{i}')(h)
+      h = layers.Conv(width, (3, 3), strides=(stride, stride), padding='SAME',
+                      kernel_init=layers.dcgan_normal, name=f'conv{i}')(h)
       if i > 0:
         h = layers.batch_norm(train, name=f'bn{i}')(h)
       h = drop(nn.leaky_relu(h, 0.2))

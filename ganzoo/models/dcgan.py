@@ -33,7 +33,7 @@ SIZES = {'paper': dict(g_ch=128, d_ch=128), 'tiny': dict(g_ch=8, d_ch=8)}
 _BOTTOM = {28: 7, 32: 4, 64: 4}
 
 
-def _bn(train: bool, name: str) -> nn.BatchNorm:
+def _bn(train: bool, name: str) -> layers.BatchNorm:
   return layers.batch_norm(train, name=name, scale_init=layers.dcgan_bn_scale)
 
 
@@ -76,8 +76,8 @@ class DCGANDiscriminator(nn.Module):
     h = x
     for i in range(n_down):
       first = i == 0
-      h = nn.Conv(self.d_ch * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=first, kernel_init=layers.dcgan_normal, name=f'conv_{i}')(h)
+      h = layers.Conv(self.d_ch * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                      use_bias=first, kernel_init=layers.dcgan_normal, name=f'conv_{i}')(h)
       if not first:
         h = _bn(train, f'bn_{i}')(h)
       h = nn.leaky_relu(h, 0.2)

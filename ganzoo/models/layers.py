@@ -10,6 +10,7 @@
   uses everywhere.
 """
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -43,14 +44,14 @@ def glorot_uniform(gain: float = 1.0) -> Initializer:
   return nn.initializers.variance_scaling(gain * gain, 'fan_avg', 'uniform')
 
 
-def batch_norm(train: bool, name: str | None = None, **kwargs: Any) -> nn.BatchNorm:
+def batch_norm(train: bool, name: str | None = None, **kwargs: Any) -> 'BatchNorm':
   """The zoo's BatchNorm: batch statistics in training, running averages otherwise.
 
   y = gamma * (x - mean) / sqrt(var + 1e-5) + beta, statistics over all axes but the last; running
   statistics in the 'batch_stats' collection with momentum 0.9.
   """
-  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                      name=name, **kwargs)
+  return BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                   name=name, **kwargs)
 
 
 def _subpixel_kernel(kernel: Array) -> Array:
@@ -68,13 +69,295 @@ def _subpixel_kernel(kernel: Array) -> Array:
   return k.reshape(2, 2, cin, 4 * cout)
 
 
+_DN = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _conv_s2(x: Array, kernel: Array, precision: Any = None) -> Array:
+  """The 4x4, stride-2, padding-1 convolution (PyTorch `Conv2d(k=4, s=2, p=1)`), XLA's own op."""
+  return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DN,
+                                      precision=precision)
+
+
+def _flip_swap(kernel: Array) -> Array:
+  """(4, 4, A, B) -> (4, 4, B, A) spatially flipped: the kernel of the adjoint 4x4/s2/p1 operator.
+
+  Per spatial axis conv_s2 computes y[m] = sum_k x[2m - 1 + k] w[k], and the transposed conv
+  (`conv_transpose_2x`) y[j] = sum_{2m + 2 - k = j} x[m] w[k]; substituting k -> 3 - k maps one onto
+  the adjoint of the other, with input and output channels exchanged.
+  """
+  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+
+
+def _conv_transpose_2x_fwd_only(x: Array, kernel: Array, precision: Any = None) -> Array:
+  """The transposed conv's forward: per-phase convolutions on small inputs, else one sub-pixel conv.
+
+  The single sub-pixel conv computes all four phases on the (H+1) x (W+1) padded grid, which
+  wastes (H+1)(W+1)/(HW) - 1 of its FLOPs (56% at 4x4, DCGAN's first layer); there, four exact
+  per-phase 2x2 convs are faster (~5% of a DCGAN step), while on larger inputs the one wide conv wins.
+  """
+  n, h, w, _ = x.shape
+  if (h + 1) * (w + 1) >= 1.5 * h * w and kernel.shape[-1] >= 64:
+    return _phase_conv(x, kernel, precision)
+  return _subpixel_conv(x, _subpixel_kernel(kernel), precision)
+
+
+def _phase_conv(x: Array, kernel: Array, precision: Any = None) -> Array:
+  """Phase (a_h, a_w) of the transposed conv as its own 2x2 VALID conv on the window of x padded by one."""
+  n, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  k = kernel.reshape(2, 2, 2, 2, cin, cout)  # (t_h, a_h, t_w, a_w, Cin, Cout)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  rows = []
+  for a_h in range(2):
+    cols = [jax.lax.conv_general_dilated(xp[:, a_h:a_h + h + 1, a_w:a_w + w + 1], k[:, a_h, :, a_w], (1, 1),
+                                         'VALID', dimension_numbers=_DN, precision=precision)
+            for a_w in range(2)]
+    rows.append(jnp.stack(cols, 3))
+  return jnp.stack(rows, 2).reshape(n, 2 * h, 2 * w, cout)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv_transpose_2x(x: Array, kernel: Array, precision: Any = None) -> Array:
   """y = conv_transpose(x, kernel, strides=2, padding='SAME') for a (4, 4, Cin, Cout) kernel.
 
-  x: [N, H, W, Cin] -> y: [N, 2H, 2W, Cout]. Computed as one stride-1 2x2 VALID convolution of x
+  x: [N, H, W, Cin] -> y: [N, 2H, 2W, Cout]. Forward: one stride-1 2x2 VALID convolution of x
   padded by one pixel, producing the four output phases as 4 * Cout channels, then depth-to-space.
+  Backward (custom VJP, for speed on XLA:CPU): the input gradient is the adjoint strided
+  convolution `conv_s2(g, flip_swap(kernel))` and the kernel gradient is XLA's kernel gradient of
+  that strided convolution, both fast stride-2 ops, where autodiff of the sub-pixel form would
+  add depth-to-space transposes and the padding's extra FLOPs (1.56x at 4x4 inputs).
   """
-  return _subpixel_conv(x, _subpixel_kernel(kernel), precision)
+  return _conv_transpose_2x_fwd_only(x, kernel, precision)
+
+
+def _conv_transpose_2x_vjp_fwd(x, kernel, precision):
+  return _conv_transpose_2x_fwd_only(x, kernel, precision), (x, kernel)
+
+
+def _conv_transpose_2x_vjp_bwd(precision, res, g):
+  x, kernel = res
+  adjoint = _flip_swap(kernel)
+  dx = _conv_s2(g, adjoint, precision)
+  _, kernel_vjp = jax.vjp(lambda w: _conv_s2(g, w, precision), adjoint)
+  return dx, _flip_swap(kernel_vjp(x)[0])
+
+
+conv_transpose_2x.defvjp(_conv_transpose_2x_vjp_fwd, _conv_transpose_2x_vjp_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_down_2x(x: Array, kernel: Array, precision: Any = None) -> Array:
+  """The 4x4, stride-2, padding-1 convolution (DCGAN's down-sampling layer) with a fast input gradient.
+
+  x: [N, 2H, 2W, Cin] (even sizes) -> [N, H, W, Cout]. Forward and kernel gradient are XLA's; the
+  input gradient, which autodiff would compute as an lhs-dilated convolution (2-3x slower than the
+  forward on XLA:CPU, jax-ml/jax#23783), is the transposed convolution `conv_transpose_2x(g,
+  flip_swap(kernel))` in its stride-1 sub-pixel form. Values equal the plain op up to rounding.
+  """
+  return _conv_s2(x, kernel, precision)
+
+
+def _conv_down_2x_vjp_fwd(x, kernel, precision):
+  return _conv_s2(x, kernel, precision), (x, kernel)
+
+
+def _conv_down_2x_vjp_bwd(precision, res, g):
+  x, kernel = res
+  dx = _conv_transpose_2x_fwd_only(g, _flip_swap(kernel), precision)
+  _, kernel_vjp = jax.vjp(lambda w: _conv_s2(x, w, precision), kernel)
+  return dx, kernel_vjp(g)[0]
+
+
+conv_down_2x.defvjp(_conv_down_2x_vjp_fwd, _conv_down_2x_vjp_bwd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions as matrix products. XLA:CPU (jaxlib 0.10) lowers a large reduce (BatchNorm
+# statistics, bias gradients) through its tree-reduction rewrite to an unvectorized reduce-window:
+# 2 ms for the channel sums of a [64, 16, 16, 128] tensor, against 0.2 ms as `ones @ x`
+# (experiments/results/reductions.json). These helpers keep those sums on the matmul path.
+
+def _channels(v: Array, x: Array) -> Array:
+  """A per-channel vector [C] shaped to broadcast against x [..., C] (explicit rank promotion)."""
+  return v.reshape((1,) * (x.ndim - 1) + (-1,))
+
+
+def row_sum(x: Array) -> Array:
+  """Sum over every axis but the last, as one matrix-vector product: [..., C] -> [C]."""
+  x2 = x.reshape(-1, x.shape[-1])
+  return jnp.ones((x2.shape[0],), x2.dtype) @ x2
+
+
+def row_mean(x: Array) -> Array:
+  """Mean over every axis but the last (`row_sum` / count)."""
+  return row_sum(x) / (x.size // x.shape[-1])
+
+
+@jax.custom_vjp
+def bias_add(y: Array, bias: Array) -> Array:
+  """y + bias over the last axis, whose bias gradient is `row_sum(g)` instead of a slow reduce."""
+  return y + _channels(bias, y)
+
+
+def _bias_add_fwd(y, bias):
+  return bias_add(y, bias), None
+
+
+def _bias_add_bwd(_, g):
+  return g, row_sum(g)
+
+
+bias_add.defvjp(_bias_add_fwd, _bias_add_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _normalize_train(x: Array, scale: Array, bias: Array, epsilon: float) -> tuple[Array, Array, Array]:
+  return _normalize_train_fwd(x, scale, bias, epsilon)[0]
+
+
+def _batch_moments(x: Array) -> tuple[Array, Array]:
+  """Mean and biased variance over all axes but the last, E[x^2] - E[x]^2 as flax computes it."""
+  mean = row_mean(x)
+  var = jnp.maximum(row_mean(x * x) - mean * mean, 0.0)
+  return mean, var
+
+
+def _normalize_train_fwd(x, scale, bias, epsilon):
+  mean, var = _batch_moments(x)
+  inv = jax.lax.rsqrt(var + epsilon)
+  y = (x - _channels(mean, x)) * _channels(inv * scale, x) + _channels(bias, x)
+  return (y, mean, var), (x, mean, inv, scale)
+
+
+def _normalize_train_bwd(epsilon, res, cotangents):
+  """The batch-norm backward pass (Ioffe & Szegedy 2015, Sec. 3) with every channel sum a `row_sum`.
+
+  The statistics outputs are running-average inputs only, so their cotangents are ignored.
+  """
+  del epsilon
+  x, mean, inv, scale = res
+  g = cotangents[0]
+  x_hat = (x - _channels(mean, x)) * _channels(inv, x)
+  n = x.size // x.shape[-1]
+  d_bias = row_sum(g)
+  d_scale = row_sum(g * x_hat)
+  dx = _channels(inv * scale, x) * (g - _channels(d_bias / n, x) - x_hat * _channels(d_scale / n, x))
+  return dx, d_scale, d_bias
+
+
+_normalize_train.defvjp(_normalize_train_fwd, _normalize_train_bwd)
+
+
+def upsample_nearest(x: Array) -> Array:
+  """[N, H, W, C] -> [N, 2H, 2W, C], each pixel repeated 2x2."""
+  n, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
+  return x.reshape(n, 2 * h, 2 * w, c)
+
+
+@jax.custom_vjp
+def avg_pool2(x: Array) -> Array:
+  """2x2 average pooling with stride 2 ([N, H, W, C] -> [N, H/2, W/2, C], even H and W).
+
+  The mean of the four phases; its gradient is the nearest-neighbour up-sampling of g / 4 (a
+  custom VJP: `nn.avg_pool`'s reduce-window and its transpose are ~8x slower on XLA:CPU).
+  """
+  n, h, w, c = x.shape
+  if h % 2 or w % 2:
+    raise ValueError(f"avg_pool2 needs even spatial sizes; got {x.shape}")
+  y = x.reshape(n, h // 2, 2, w // 2, 2, c)
+  return 0.25 * ((y[:, :, 0, :, 0] + y[:, :, 0, :, 1]) + (y[:, :, 1, :, 0] + y[:, :, 1, :, 1]))
+
+
+def _avg_pool2_fwd(x):
+  return avg_pool2(x), None
+
+
+def _avg_pool2_bwd(_, g):
+  return (upsample_nearest(0.25 * g),)
+
+
+avg_pool2.defvjp(_avg_pool2_fwd, _avg_pool2_bwd)
+
+
+class BatchNorm(nn.Module):
+  """`nn.BatchNorm` for NHWC / NC inputs with the same params and statistics, faster on XLA:CPU.
+
+  Params `scale`, `bias` ([C]) and batch stats `mean`, `var` ([C]) as in flax, so checkpoints are
+  interchangeable; outputs, gradients and running averages equal `nn.BatchNorm` (flax's fast
+  variance E[x^2] - E[x]^2, biased, `ra = momentum * ra + (1 - momentum) * batch`) up to rounding.
+  Training mode normalizes with the batch statistics over all axes but the last, computed as
+  matrix products (`row_sum`), with a hand-written backward pass that keeps its sums there too.
+  """
+  use_running_average: bool | None = None
+  momentum: float = 0.99
+  epsilon: float = 1e-5
+  use_scale: bool = True
+  use_bias: bool = True
+  scale_init: Initializer = nn.initializers.ones_init()
+  bias_init: Initializer = nn.initializers.zeros_init()
+
+  @nn.compact
+  def __call__(self, x: Array, use_running_average: bool | None = None) -> Array:
+    use_running_average = nn.merge_param('use_running_average', self.use_running_average,
+                                         use_running_average)
+    c = x.shape[-1]
+    ra_mean = self.variable('batch_stats', 'mean', lambda s: jnp.zeros(s, jnp.float32), (c,))
+    ra_var = self.variable('batch_stats', 'var', lambda s: jnp.ones(s, jnp.float32), (c,))
+    scale = self.param('scale', self.scale_init, (c,), jnp.float32) if self.use_scale else jnp.ones((c,), x.dtype)
+    bias = self.param('bias', self.bias_init, (c,), jnp.float32) if self.use_bias else jnp.zeros((c,), x.dtype)
+    if use_running_average:
+      inv = jax.lax.rsqrt(ra_var.value + self.epsilon)
+      return (x - _channels(ra_mean.value, x)) * _channels(inv * scale, x) + _channels(bias, x)
+    y, mean, var = _normalize_train(x, scale, bias, self.epsilon)
+    if not self.is_initializing():
+      mean, var = jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)
+      ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
+      ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * var
+    return y
+
+
+def conv_padding(padding: Any, ndim: int = 2) -> Any:
+  """flax's padding forms ('SAME', 'VALID', int, ((lo, hi), ...)) in `lax.conv_general_dilated`'s."""
+  if isinstance(padding, str):
+    return padding
+  if isinstance(padding, int):
+    return ((padding, padding),) * ndim
+  return tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+
+
+class Conv(nn.Module):
+  """`nn.Conv` for 2-D NHWC inputs with the same params (`kernel` (kh, kw, Cin, Cout), `bias`), faster on XLA:CPU.
+
+  Its bias gradient is a matrix product (`bias_add`), and the 4x4 / stride-2 / padding-1
+  down-sampling conv on even-sized inputs uses `conv_down_2x` (fast input gradient). Everything else
+  is `lax.conv_general_dilated`, as in flax.
+  """
+  features: int
+  kernel_size: tuple[int, int] = (3, 3)
+  strides: tuple[int, int] = (1, 1)
+  padding: Any = 'SAME'
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros_init()
+  precision: Any = None
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    if x.ndim != 4:
+      raise ValueError(f"layers.Conv expects NHWC inputs; got shape {x.shape}")
+    kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    padding = conv_padding(self.padding)
+    strides = tuple(self.strides)
+    if (tuple(self.kernel_size) == (4, 4) and strides == (2, 2) and padding == ((1, 1), (1, 1))
+        and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0):
+      y = conv_down_2x(x, kernel, self.precision)
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN,
+                                       precision=self.precision)
+    if self.use_bias:
+      y = bias_add(y, self.param('bias', self.bias_init, (self.features,), jnp.float32))
+    return y
 
 
 # Per spatial axis, conv3x3(pad 1) of a nearest-2x up-sampled input at output 2m + a only sees input
@@ -156,7 +439,7 @@ class ConvTranspose2x(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = conv_transpose_2x(x, kernel, self.precision)
     if bias is not None:
-      y = y + bias.reshape(1, 1, 1, -1)
+      y = bias_add(y, bias)
     return y
 
 
@@ -187,7 +470,7 @@ class UpsampleConv3x3(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = upsample_conv3x3(x, kernel, self.precision)
     if bias is not None:
-      y = y + bias.reshape(1, 1, 1, -1)
+      y = bias_add(y, bias)
     return y
 
 

@@ -65,16 +65,8 @@ def generator_plan(image_shape: tuple[int, ...], family: str) -> tuple[int, int]
   return bottom, n_up
 
 
-def upsample_nearest(x: Array) -> Array:
-  """[N, H, W, C] -> [N, 2H, 2W, C], each pixel repeated 2x2."""
-  n, h, w, c = x.shape
-  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
-  return x.reshape(n, 2 * h, 2 * w, c)
-
-
-def avg_pool2(x: Array) -> Array:
-  """2x2 average pooling with stride 2."""
-  return nn.avg_pool(x, (2, 2), strides=(2, 2))
+upsample_nearest = layers.upsample_nearest
+avg_pool2 = layers.avg_pool2
 
 
 def _norm(num_classes: int, train: bool, name: str, y: Array | None, x: Array) -> Array:
@@ -119,8 +111,8 @@ class SNGANCNNGenerator(nn.Module):
       h = layers.ConvTranspose2x(self.g_ch // 2 ** (i + 1), kernel_init=layers.dcgan_normal,
                                  name=f'up_{i}')(h)
       h = nn.relu(_norm(self.num_classes, train, f'bn_{i}', y, h))
-    h = nn.Conv(self.image_shape[2], (3, 3), padding=((1, 1), (1, 1)),
-                kernel_init=layers.dcgan_normal, name='out')(h)
+    h = layers.Conv(self.image_shape[2], (3, 3), padding=((1, 1), (1, 1)),
+                    kernel_init=layers.dcgan_normal, name='out')(h)
     return jnp.tanh(h)
 
 
@@ -135,8 +127,8 @@ class SNGANCNNDiscriminator(nn.Module):
     plan = [(1, 3, 1), (1, 4, 2), (2, 3, 1), (2, 4, 2), (4, 3, 1), (4, 4, 2), (8, 3, 1)]
     h = x
     for i, (mult, k, s) in enumerate(plan):
-      h = nn.Conv(self.d_ch * mult, (k, k), strides=(s, s), padding=((1, 1), (1, 1)),
-                  kernel_init=layers.dcgan_normal, name=f'conv_{i}')(h)
+      h = layers.Conv(self.d_ch * mult, (k, k), strides=(s, s), padding=((1, 1), (1, 1)),
+                      kernel_init=layers.dcgan_normal, name=f'conv_{i}')(h)
       h = nn.leaky_relu(h, 0.1)
     phi = h.reshape(h.shape[0], -1)
     out = nn.Dense(1, kernel_init=layers.dcgan_normal, name='out')(phi)[:, 0]
@@ -147,12 +139,12 @@ class SNGANCNNDiscriminator(nn.Module):
 # ResNet.
 
 
-def _conv3(features: int, name: str) -> nn.Conv:
-  return nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=_XAVIER_RELU, name=name)
+def _conv3(features: int, name: str) -> layers.Conv:
+  return layers.Conv(features, (3, 3), padding=((1, 1), (1, 1)), kernel_init=_XAVIER_RELU, name=name)
 
 
-def _conv1(features: int, name: str) -> nn.Conv:
-  return nn.Conv(features, (1, 1), padding='VALID', kernel_init=_XAVIER, name=name)
+def _conv1(features: int, name: str) -> layers.Conv:
+  return layers.Conv(features, (1, 1), padding='VALID', kernel_init=_XAVIER, name=name)
 
 
 class GBlock(nn.Module):
@@ -231,8 +223,8 @@ class SNGANResNetGenerator(nn.Module):
       h = GBlock(self.g_ch, upsample=True, num_classes=self.num_classes, name=f'block_{i}')(
           h, y, train)
     h = nn.relu(layers.batch_norm(train, name='bn_out')(h))
-    h = nn.Conv(self.image_shape[2], (3, 3), padding=((1, 1), (1, 1)), kernel_init=_XAVIER,
-                name='out')(h)
+    h = layers.Conv(self.image_shape[2], (3, 3), padding=((1, 1), (1, 1)), kernel_init=_XAVIER,
+                    name='out')(h)
     return jnp.tanh(h)
 
 
