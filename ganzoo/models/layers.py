@@ -125,8 +125,8 @@ def conv_transpose_2x(x: Array, kernel: Array, precision: Any = None) -> Array:
   """y = conv_transpose(x, kernel, strides=2, padding='SAME') for a (4, 4, Cin, Cout) kernel.
 
   x: [N, H, W, Cin] -> y: [N, 2H, 2W, Cout]. Forward: one stride-1 2x2 VALID convolution of x
-  padded by one pixel, producing the four output phases as 4 * Cout channels, then depth-to-space.
-  Backward (custom VJP, for speed on XLA:CPU): the input gradient is the adjoint strided
+  padded by one pixel, producing the four output phases as 4 * Cout channels, then depth-to-space
+  (per-phase convolutions on small inputs, `_conv_transpose_2x_fwd_only`). Backward (custom VJP, for speed on XLA:CPU): the input gradient is the adjoint strided
   convolution `conv_s2(g, flip_swap(kernel))` and the kernel gradient is XLA's kernel gradient of
   that strided convolution, both fast stride-2 ops, where autodiff of the sub-pixel form would
   add depth-to-space transposes and the padding's extra FLOPs (1.56x at 4x4 inputs).
