@@ -11,7 +11,7 @@ ResNet), cpu, tiny.
 
 `cpu` sizes the run for a laptop CPU (the README quick start): the same ResNet and update rule
 (hinge, SN, n_critic=5, Adam(2e-4, 0, 0.9), linear decay) at widths g_ch=d_ch=32 instead of 256/128
-(the paper's widths cost ~30 s per step on a 2-core CPU: 256-channel 3x3 convolutions at full
+(the paper's widths cost ~9 s per step on a 2-core CPU: 256-channel 3x3 convolutions at full
 resolution), 3,000 generator steps, and FID/KID on 2,000 samples at the end.
 """
 
