@@ -15,7 +15,7 @@
 """
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import jax
@@ -410,7 +410,32 @@ def _subpixel_conv(x: Array, kernel: Array, precision: Any = None) -> Array:
   return y.reshape(n, 2 * h, 2 * w, cout)
 
 
-class ConvTranspose2x(nn.Module):
+class _UpsampleLayer(nn.Module):
+  """The params and body shared by the 2x up-sampling layers: a (k, k, Cin, features) `kernel` and a
+  `bias`, named as in the flax layer each replaces; subclasses set `kernel_size` and `_compute`."""
+  features: int
+  use_bias: bool = True
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  bias_init: Initializer = nn.initializers.zeros_init()
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  precision: Any = None
+  kernel_size: ClassVar[int] = 0
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    if x.ndim != 4:
+      raise ValueError(f"{type(self).__name__} expects NHWC inputs; got shape {x.shape}")
+    k = self.kernel_size
+    kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features), self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = self._compute(x, kernel)
+    return y if bias is None else bias_add(y, bias)
+
+
+class ConvTranspose2x(_UpsampleLayer):
   """Exact, fast `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding='SAME')`.
 
   The DCGAN up-sampling layer (PyTorch `ConvTranspose2d(k=4, s=2, p=1)`): [N, H, W, Cin] ->
@@ -425,30 +450,13 @@ class ConvTranspose2x(nn.Module):
   transposed conv, but without XLA:CPU's very slow kernel gradient of lhs-dilated convolutions
   (see shared PERF_NOTES; jax-ml/jax#23783).
   """
-  features: int
-  use_bias: bool = True
-  kernel_init: Initializer = nn.initializers.lecun_normal()
-  bias_init: Initializer = nn.initializers.zeros_init()
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
-  precision: Any = None
+  kernel_size: ClassVar[int] = 4
 
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    if x.ndim != 4:
-      raise ValueError(f"ConvTranspose2x expects NHWC inputs; got shape {x.shape}")
-    kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_transpose_2x(x, kernel, self.precision)
-    if bias is not None:
-      y = bias_add(y, bias)
-    return y
+  def _compute(self, x: Array, kernel: Array) -> Array:
+    return conv_transpose_2x(x, kernel, self.precision)
 
 
-class UpsampleConv3x3(nn.Module):
+class UpsampleConv3x3(_UpsampleLayer):
   """`nn.Conv(features, (3, 3), padding=1)` applied to a nearest-neighbour 2x up-sampled input.
 
   The SNGAN/BigGAN generator block's "up-sample then 3x3 conv": [N, H, W, Cin] -> [N, 2H, 2W,
@@ -456,27 +464,10 @@ class UpsampleConv3x3(nn.Module):
   checkpoints are interchangeable. Computed by `upsample_conv3x3` (a sub-pixel 2x2 convolution on
   the low-resolution input: about half the FLOPs, for speed).
   """
-  features: int
-  use_bias: bool = True
-  kernel_init: Initializer = nn.initializers.lecun_normal()
-  bias_init: Initializer = nn.initializers.zeros_init()
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
-  precision: Any = None
+  kernel_size: ClassVar[int] = 3
 
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    if x.ndim != 4:
-      raise ValueError(f"UpsampleConv3x3 expects NHWC inputs; got shape {x.shape}")
-    kernel = self.param('kernel', self.kernel_init, (3, 3, x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = upsample_conv3x3(x, kernel, self.precision)
-    if bias is not None:
-      y = bias_add(y, bias)
-    return y
+  def _compute(self, x: Array, kernel: Array) -> Array:
+    return upsample_conv3x3(x, kernel, self.precision)
 
 
 class ConditionalBatchNorm(nn.Module):
