@@ -9,7 +9,9 @@ Resizing (any source, when ``image_size`` differs from the stored size): PIL ``I
 CelebA (``celeb_a``): a 108x108 center crop of the 218x178 aligned image (rows 55..162,
 columns 35..142; the DCGAN-tensorflow / WGAN-GP convention), then BICUBIC resize to
 ``image_size`` (default 64x64). ``center_crop`` overrides the crop side for any source
-(0 turns the CelebA crop off).
+(0 turns the CelebA crop off). Non-square images resized to a square ``image_size`` without a
+``center_crop`` are first cropped to their centre min(H, W) square, as BigGAN-PyTorch does for
+ImageNet (utils.py: ``CenterCropLongEdge`` then ``transforms.Resize``), so they are never squashed.
 """
 
 from __future__ import annotations
@@ -52,20 +54,36 @@ def parse_image_size(image_size: Any) -> tuple[int, int] | None:
   return size
 
 
+def center_crop_square(image: np.ndarray, side: int | None = None) -> np.ndarray:
+  """The centred ``side`` x ``side`` window of ``image`` [H, W, ...] (side capped at min(H, W)).
+
+  ``side=None`` is BigGAN-PyTorch's ``CenterCropLongEdge`` (utils.py): the centre min(H, W)
+  square, i.e. the long edge cropped to the short one. The offset is
+  ``int(round((H - side) / 2))`` as in ``torchvision.transforms.functional.center_crop``, which
+  ``CenterCropLongEdge`` calls, so odd margins match the reference pixel for pixel.
+  """
+  h, w = image.shape[:2]
+  c = min(h, w) if side is None else min(int(side), h, w)
+  top, left = int(round((h - c) / 2)), int(round((w - c) / 2))
+  return image[top:top + c, left:left + c]
+
+
 def transform_image(image: np.ndarray, size: tuple[int, int] | None = None,
                     center_crop: int | None = None) -> np.ndarray:
-  """Center crop to ``center_crop`` squared (if given), then PIL BICUBIC resize to ``size``.
+  """Center crop, then PIL BICUBIC resize to ``size``.
 
+  The crop is ``center_crop`` squared when given; otherwise, when a non-square image is resized
+  to a square ``size``, the centre min(H, W) square (BigGAN-PyTorch ``CenterCropLongEdge``), so
+  the aspect ratio is kept instead of squashed. A non-square ``size`` resizes the whole image.
   ``image`` is uint8 [H, W, C]; returns uint8 [h, w, C] with the same C.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
   if image.ndim != 3:
     raise ValueError(f'expected an image [H, W, C], got shape {image.shape}.')
   if center_crop:
-    h, w = image.shape[:2]
-    c = min(int(center_crop), h, w)
-    top, left = (h - c) // 2, (w - c) // 2
-    image = image[top:top + c, left:left + c]
+    image = center_crop_square(image, center_crop)
+  elif size is not None and size[0] == size[1] and image.shape[0] != image.shape[1]:
+    image = center_crop_square(image)
   if size is None or tuple(image.shape[:2]) == tuple(size):
     return np.ascontiguousarray(image)
   wh = (size[1], size[0])  # PIL takes (width, height)
