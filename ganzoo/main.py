@@ -8,12 +8,11 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
+from ganzoo import config_flags
 from ganzoo import train
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/, with :variant.",
-                                          lock_config=True)
+_CONFIG = config_flags.define_config_flag("config", "A config name (sngan) or path (configs/sngan.py), with :variant.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples (resumes).")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "Disable the progress bar.")
 flags.mark_flags_as_required(["config", "workdir"])
