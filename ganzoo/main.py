@@ -9,12 +9,16 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ganzoo import compile_cache
 from ganzoo import config_flags
 from ganzoo import train
 
 _CONFIG = config_flags.define_config_flag("config", "A config name (sngan) or path (configs/sngan.py), with :variant.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, samples (resumes).")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "Disable the progress bar.")
+_CACHE = flags.DEFINE_string("compilation_cache", None,
+                             "JAX's persistent compilation cache folder (default $GANZOO_COMPILATION_CACHE or "
+                             "~/.cache/ganzoo/jax_cache); 'off' disables it.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -23,6 +27,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+  compile_cache.enable(_CACHE.value)
   try:
     summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, progress=not _NO_PROGRESS.value)
   except (ValueError, FloatingPointError) as e:
