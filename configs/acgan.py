@@ -26,6 +26,6 @@ def get_config(arg=None):
   c.loss.name = "non_saturating"
   c.loss.aux_weight = 1.0
   for net in ("g", "d"):
-    c.optim[net] = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none")
+    c.nets[net].optim.update(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none"))
   c.train.num_steps = 50_000
   return apply_variants(c, arg, ("cifar10", "mnist", "fashion_mnist"))

@@ -48,11 +48,11 @@ def _imagenet128(c):
   c.model.attention_resolution = 64
   c.model.init = "ortho"
   for net, lr in (("g", 5e-5), ("d", 2e-4)):
-    c.optim[net] = dict(name="adam", lr=lr, b1=0.0, b2=0.999, eps=1e-6, decay="none")
+    c.nets[net].optim.update(dict(name="adam", lr=lr, b1=0.0, b2=0.999, eps=1e-6, decay="none"))
   c.train.d_steps = 2
-  c.train.g_ortho = 1e-4
-  c.train.ema_decay = 0.9999
-  c.train.ema_start = 20_000
+  c.nets.g.ortho = 1e-4
+  c.nets.g.ema.decay = 0.9999
+  c.nets.g.ema.start = 20_000
   c.train.num_steps = 250_000
   c.train.checkpoint_every = 2_000
   c.train.sample_every = 2_000
@@ -70,11 +70,11 @@ def _cifar10(c):
   c.model.attention_resolution = 0
   c.model.init = "glorot"
   for net, lr in (("g", 1e-4), ("d", 4e-4)):
-    c.optim[net] = dict(name="adam", lr=lr, b1=0.0, b2=0.999, eps=1e-8, decay="none")
+    c.nets[net].optim.update(dict(name="adam", lr=lr, b1=0.0, b2=0.999, eps=1e-8, decay="none"))
   c.train.d_steps = 1
-  c.train.g_ortho = 0.0
-  c.train.ema_decay = 0.9999
-  c.train.ema_start = 1_000
+  c.nets.g.ortho = 0.0
+  c.nets.g.ema.decay = 0.9999
+  c.nets.g.ema.start = 1_000
   c.train.num_steps = 390_000
   c.train.checkpoint_every = 2_000
   c.train.sample_every = 2_000
@@ -85,8 +85,8 @@ def get_config(arg=None):
   c.model.name = "biggan"
   c.model.conditional = True
   c.loss.name = "hinge"
-  c.sn.g = True
-  c.sn.d = True
+  c.nets.g.sn.enabled = True
+  c.nets.d.sn.enabled = True
   variants = [v.strip() for v in (arg or "").split(",") if v.strip()]
   unknown = set(variants) - {*DATASETS, "ch64", "pytorch", "tiny"}
   if unknown:
@@ -95,14 +95,14 @@ def get_config(arg=None):
   if "ch64" in variants:
     c.model.ch = 64
   if "pytorch" in variants:
-    c.optim.g.lr, c.optim.d.lr = 1e-4, 4e-4
+    c.nets.g.optim.lr, c.nets.d.optim.lr = 1e-4, 4e-4
     c.train.d_steps = 1
-    c.train.g_ortho = 0.0
+    c.nets.g.ortho = 0.0
   if "tiny" in variants:
     tiny(c)
     c.model.ch = 0                      # 0 = the family's tiny width
     c.train.grad_accum = 2              # exercise accumulation: 2 micro-batches of 4
-    c.train.ema_start = 1
+    c.nets.g.ema.start = 1
     if c.model.shared_dim:
       c.model.shared_dim = 16
     if c.data.image_size and c.data.image_size > 32:

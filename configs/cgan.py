@@ -27,12 +27,12 @@ def get_config(arg=None):
   c.model.z_dim = 100
   c.loss.name = "non_saturating"
   for net in ("g", "d"):
-    c.optim[net] = dict(name="sgd", lr=0.1, momentum=0.5, decay="none")
+    c.nets[net].optim.update(dict(name="sgd", lr=0.1, momentum=0.5, decay="none"))
   c.train.num_steps = 100_000
   variants = [v.strip() for v in (arg or "").split(",") if v.strip()]
   if "conv" in variants:
     variants.remove("conv")
     c.model.arch = "conv"
     for net in ("g", "d"):
-      c.optim[net] = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none")
+      c.nets[net].optim.update(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none"))
   return apply_variants(c, ",".join(variants), ("mnist", "fashion_mnist", "cifar10"))

@@ -20,7 +20,7 @@ def get_config(arg=None):
   c.model.z_dim = 100
   c.loss.name = "non_saturating"
   for net in ("g", "d"):
-    c.optim[net] = dict(name="sgd", lr=0.1, momentum=0.5, decay="none")
+    c.nets[net].optim.update(dict(name="sgd", lr=0.1, momentum=0.5, decay="none"))
   c.train.num_steps = 100_000
   variants = [v for v in (arg or "").split(",") if v]
   if "minimax" in variants:

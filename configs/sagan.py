@@ -28,10 +28,10 @@ def get_config(arg=None):
   c.model.attention_resolution = 64
   c.model.init = "glorot"
   c.loss.name = "hinge"
-  c.sn.g = True
-  c.sn.d = True
+  c.nets.g.sn.enabled = True
+  c.nets.d.sn.enabled = True
   for net, lr in (("g", 1e-4), ("d", 4e-4)):
-    c.optim[net] = dict(name="adam", lr=lr, b1=0.0, b2=0.9, eps=1e-8, decay="none")
+    c.nets[net].optim.update(dict(name="adam", lr=lr, b1=0.0, b2=0.9, eps=1e-8, decay="none"))
   c.train.d_steps = 1
   c.train.num_steps = 1_000_000
   c.train.checkpoint_every = 2_000

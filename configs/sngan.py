@@ -25,9 +25,9 @@ def get_config(arg=None):
   c.model.name = "sngan_resnet"
   c.model.z_dim = 128
   c.loss.name = "hinge"
-  c.sn.d = True
+  c.nets.d.sn.enabled = True
   for net in ("g", "d"):
-    c.optim[net] = dict(name="adam", lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")
+    c.nets[net].optim.update(dict(name="adam", lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear"))
   c.train.d_steps = 5
   c.train.num_steps = 50_000
   c.train.checkpoint_every = 1_000

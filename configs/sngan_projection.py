@@ -28,9 +28,9 @@ def get_config(arg=None):
   c.model.conditional = True
   c.model.z_dim = 128
   c.loss.name = "hinge"
-  c.sn.d = True
+  c.nets.d.sn.enabled = True
   for net in ("g", "d"):
-    c.optim[net] = dict(name="adam", lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")
+    c.nets[net].optim.update(dict(name="adam", lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear"))
   c.train.d_steps = 5
   c.train.num_steps = 50_000
   variants = [v.strip() for v in (arg or "").split(",") if v.strip()]
@@ -45,7 +45,7 @@ def get_config(arg=None):
     c.model.attention_resolution = 0
     c.model.init = "glorot"
     for net in ("g", "d"):
-      c.optim[net].decay = "none"
+      c.nets[net].optim.decay = "none"
     c.train.num_steps = 450_000
     c.train.checkpoint_every = 5_000
   if "tiny" in variants:

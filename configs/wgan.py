@@ -19,8 +19,8 @@ def get_config(arg=None):
   c.model.z_dim = 100
   c.loss.name = "wasserstein"
   for net in ("g", "d"):
-    c.optim[net] = dict(name="rmsprop", lr=5e-5, decay_rate=0.99, eps=1e-8, decay="none")
+    c.nets[net].optim.update(dict(name="rmsprop", lr=5e-5, decay_rate=0.99, eps=1e-8, decay="none"))
   c.train.d_steps = 5
-  c.train.clip_value = 0.01
+  c.nets.d.clip = 0.01
   c.train.num_steps = 100_000
   return apply_variants(c, arg, ("cifar10", "mnist", "fashion_mnist", "celeb_a"))

@@ -19,10 +19,9 @@ def get_config(arg=None):
   c.model.g_ch = 128
   c.model.d_ch = 128
   c.loss.name = "wasserstein"
-  c.penalty.name = "gradient_penalty"
-  c.penalty.weight = 10.0
+  c.penalties.gradient_penalty = dict(weight=10.0, every=1)
   for net in ("g", "d"):
-    c.optim[net] = dict(name="adam", lr=1e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear")
+    c.nets[net].optim.update(dict(name="adam", lr=1e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear"))
   c.train.d_steps = 5
   c.train.num_steps = 100_000
   return apply_variants(c, arg, ("cifar10", "mnist", "fashion_mnist"))

@@ -3,7 +3,7 @@
   python experiments/benchmark.py --models=dcgan,sngan,inception --batch=64 --reps=7 --json
 
 For each GAN model (configs/dcgan.py, configs/sngan.py at their paper sizes, 32x32x3, batch
---batch), one "step" is what `ganzoo.steps.make_train_step` does: `train.d_steps` D updates then
+--batch), one "step" is what the `gan` family's step (`ganzoo.step.make_step`) does: `train.d_steps` D updates then
 one G update (DCGAN 1 + 1, SNGAN 5 + 1), timed against `experiments/torch_models.py`, whose
 parameter counts are asserted equal. After warm-up (compilation) the two sides alternate A/B (the
 order swapped every repetition) for --reps repetitions of --steps steps each, so both see the same
@@ -109,20 +109,22 @@ def torch_matmul_rate(n: int, repeats: int = 3) -> float:
 # The two sides of a GAN benchmark: each is (run(k) -> seconds for k steps, info).
 
 def ganzoo_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], float], dict[str, Any]]:
-  from ganzoo import steps  # pylint: disable=g-import-not-at-top
+  from ganzoo import methods  # pylint: disable=g-import-not-at-top
+  from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
   from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
   config = load_config(name, batch, tiny)
-  gan = steps.build(config, (32, 32, 3))
-  state = jax.jit(lambda key: steps.init_state(gan, key))(jax.random.PRNGKey(0))
+  gan = methods.build(config, methods.DataSpec((32, 32, 3)))
+  state = jax.jit(gan.init)(jax.random.PRNGKey(0))
   d_steps = int(config.train.d_steps)
-  images = jax.random.uniform(jax.random.PRNGKey(2), (d_steps, batch, 32, 32, 3), jnp.float32, -1.0, 1.0)
-  train_step = steps.make_train_step(gan, mesh=None)  # jitted, state donated
+  # uint8 pixels, as the data pipeline delivers them (the step maps them to [-1, 1]).
+  images = jax.random.randint(jax.random.PRNGKey(2), (d_steps, batch, 32, 32, 3), 0, 256).astype(jnp.uint8)
+  train_step = step_lib.make_step(gan, gan.plan(0), mesh=None)  # jitted, state donated
   t0 = time.perf_counter()
-  compiled = train_step.lower(state, {"image": images}).compile()
+  compiled = train_step.lower(state, {"real": {"image": images}}).compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  info = {"g_params": param_count(state.g_params), "d_params": param_count(state.d_params),
+  info = {"g_params": param_count(state.nets["g"].params), "d_params": param_count(state.nets["d"].params),
           "d_steps": d_steps, "flops": float(cost.get("flops", float("nan"))),
           "compile_s": round(compile_s, 2)}
   holder = {"state": state}
@@ -132,7 +134,7 @@ def ganzoo_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], floa
     st = holder["state"]
     metrics = None
     for _ in range(k):
-      st, metrics = compiled(st, {"image": images})
+      st, metrics = compiled(st, {"real": {"image": images}})
     _block((st, metrics))
     holder["state"] = st
     return time.perf_counter() - t0
@@ -198,7 +200,8 @@ def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
 
 def bench_biggan(args, peak: MatmulPeak) -> dict[str, Any]:
   """ganzoo's BigGAN CIFAR step alone (configs/biggan.py when present, else sngan's settings)."""
-  from ganzoo import steps  # pylint: disable=g-import-not-at-top
+  from ganzoo import methods  # pylint: disable=g-import-not-at-top
+  from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
   path = os.path.join(_ROOT, "configs", "biggan.py")
   if os.path.exists(path):
     CONFIGS["biggan"] = "configs/biggan.py"
@@ -206,17 +209,18 @@ def bench_biggan(args, peak: MatmulPeak) -> dict[str, Any]:
   else:
     config = load_config("sngan", args.batch, args.tiny)
     config.model.name = "biggan"
-    config.sn.g = True
+    config.nets.g.sn.enabled = True
     config.train.d_steps = 4
   rss0 = peak_rss_mb()
-  gan = steps.build(config, (32, 32, 3), int(config.data.get("num_classes") or 10)
-                    if config.model.get("conditional", False) else 0)
-  state = jax.jit(lambda key: steps.init_state(gan, key))(jax.random.PRNGKey(0))
+  gan = methods.build(config, methods.DataSpec((32, 32, 3), int(config.data.get("num_classes") or 10)
+                                               if config.model.get("conditional", False) else 0))
+  state = jax.jit(gan.init)(jax.random.PRNGKey(0))
   d_steps = int(config.train.d_steps)
-  batch = {"image": jax.random.uniform(jax.random.PRNGKey(2), (d_steps, args.batch, 32, 32, 3), jnp.float32, -1, 1)}
+  real = {"image": jax.random.randint(jax.random.PRNGKey(2), (d_steps, args.batch, 32, 32, 3), 0, 256).astype(jnp.uint8)}
   if gan.num_classes:
-    batch["label"] = jnp.zeros((d_steps, args.batch), jnp.int32)
-  compiled = steps.make_train_step(gan).lower(state, batch).compile()
+    real["label"] = jnp.zeros((d_steps, args.batch), jnp.int32)
+  batch = {"real": real}
+  compiled = step_lib.make_step(gan, gan.plan(0)).lower(state, batch).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   holder = {"state": state}

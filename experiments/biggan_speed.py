@@ -24,7 +24,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 import ganzoo  # noqa: F401  pylint: disable=g-import-not-at-top
 from ganzoo import parallel  # pylint: disable=g-import-not-at-top
-from ganzoo import steps  # pylint: disable=g-import-not-at-top
+from ganzoo import methods  # pylint: disable=g-import-not-at-top
+from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
 from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
 
 
@@ -46,14 +47,14 @@ def main():
   size = config.data.image_size or 32
   shape, num_classes = (size, size, 3), 10 if args.variant.startswith("cifar10") else 1000
   mesh = parallel.make_mesh(jax.devices()[:1])
-  gan = steps.build(config, shape, num_classes)
-  state = parallel.replicate(steps.init_state(gan, jax.random.PRNGKey(0)), mesh)
-  step = steps.make_train_step(gan, mesh)
+  gan = methods.build(config, methods.DataSpec(shape, num_classes))
+  state = parallel.replicate(gan.init(jax.random.PRNGKey(0)), mesh)
+  step = step_lib.make_step(gan, gan.plan(0), mesh)
   rng = np.random.default_rng(0)
   d = int(config.train.d_steps)
-  batch = parallel.global_batch({
-      "image": rng.uniform(-1, 1, (d, args.batch, *shape)).astype(np.float32),
-      "label": rng.integers(0, num_classes, (d, args.batch)).astype(np.int32)}, mesh)
+  batch = parallel.global_batch({"real": {
+      "image": rng.integers(0, 256, (d, args.batch, *shape), dtype=np.uint8),
+      "label": rng.integers(0, num_classes, (d, args.batch)).astype(np.int32)}}, mesh)
   t0 = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - t0
@@ -70,7 +71,7 @@ def main():
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t0)
   rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-  print(f"BigGAN {args.variant}: G {param_count(state.g_params):,} D {param_count(state.d_params):,} params, "
+  print(f"BigGAN {args.variant}: G {param_count(state.nets['g'].params):,} D {param_count(state.nets['d'].params):,} params, "
         f"batch {args.batch}, d_steps {d}, grad_accum {config.train.grad_accum}")
   med = statistics.median(times)
   print(f"compile {compile_s:.1f} s; ms/step median {1e3 * med:.0f}, min {1e3 * min(times):.0f} over "

@@ -22,7 +22,8 @@ import jax  # noqa: E402
 import torch  # noqa: E402
 import torch_models  # noqa: E402
 
-from ganzoo import steps  # noqa: E402
+from ganzoo import methods  # noqa: E402
+from ganzoo import nets as nets_lib  # noqa: E402
 
 
 def main():
@@ -32,22 +33,23 @@ def main():
   args = parser.parse_args()
   torch.set_num_threads(os.cpu_count())
   b = args.batch
-  gan = steps.build(benchmark.load_config("dcgan", b, False), (32, 32, 3))
-  state = jax.jit(lambda k: steps.init_state(gan, k))(jax.random.PRNGKey(0))
-  G, D, obj = gan.generator, gan.discriminator, gan.objective
+  gan = methods.build(benchmark.load_config("dcgan", b, False), methods.DataSpec((32, 32, 3)))
+  state = jax.jit(gan.init)(jax.random.PRNGKey(0))
+  G, D, obj = gan.nets["g"], gan.nets["d"], gan.objective
+  g_net, d_net = state.nets["g"], state.nets["d"]
   z = jax.random.normal(jax.random.PRNGKey(1), (b, gan.z_dim))
   real = jax.random.uniform(jax.random.PRNGKey(2), (b, 32, 32, 3), minval=-1.0, maxval=1.0)
 
   def g_apply(gp, z):
-    return steps.apply_model(G, gp, state.g_batch_stats, z, None, True)[0]
+    return nets_lib.forward(G, gp, g_net.batch_stats, z, None, train=True)[0]
 
   def d_apply(dp, x):
-    return steps.apply_model(D, dp, state.d_batch_stats, x, None, True)[0]
+    return nets_lib.forward(D, dp, d_net.batch_stats, x, None, train=True)[0]
 
   g_fwd = jax.jit(g_apply)
   d_grad = jax.jit(jax.grad(lambda dp, r, f: obj.d_loss(d_apply(dp, r), d_apply(dp, f))))
-  g_grad = jax.jit(jax.grad(lambda gp, z: obj.g_loss(d_apply(state.d_params, g_apply(gp, z)), None)))
-  fake = g_fwd(state.g_params, z)
+  g_grad = jax.jit(jax.grad(lambda gp, z: obj.g_loss(d_apply(d_net.params, g_apply(gp, z)), None)))
+  fake = g_fwd(g_net.params, z)
 
   trainer, _ = torch_models.build("dcgan", b)
   zt, rt = torch.randn(b, 100), torch.rand(b, 3, 32, 32) * 2 - 1
@@ -71,9 +73,9 @@ def main():
       p.requires_grad_(True)
 
   phases = {
-      "G forward": (lambda: jax.block_until_ready(g_fwd(state.g_params, z)), t_gfwd),
-      f"D gradient ({2 * b} images)": (lambda: jax.block_until_ready(d_grad(state.d_params, real, fake)), t_dgrad),
-      "G gradient": (lambda: jax.block_until_ready(g_grad(state.g_params, z)), t_ggrad),
+      "G forward": (lambda: jax.block_until_ready(g_fwd(g_net.params, z)), t_gfwd),
+      f"D gradient ({2 * b} images)": (lambda: jax.block_until_ready(d_grad(d_net.params, real, fake)), t_dgrad),
+      "G gradient": (lambda: jax.block_until_ready(g_grad(g_net.params, z)), t_ggrad),
   }
   print(f"| DCGAN phase (batch {b}) | ganzoo ms | PyTorch ms |\n|---|---|---|")
   for name, (jax_fn, torch_fn) in phases.items():

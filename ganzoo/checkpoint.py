@@ -1,7 +1,9 @@
-"""Orbax checkpoints of the whole GANState: save every N steps, keep the last few, resume the newest.
+"""Orbax checkpoints of the whole TrainState: save every N steps, keep the last few, resume the newest.
 
 A checkpoint that fails to restore (a half-written or corrupted directory) is reported and the next
-older one is tried, so a crash mid-save never loses the run.
+older one is tried, so a crash mid-save never loses the run. A checkpoint written before the
+training protocol (the one-G/one-D `GANState` layout) is read into that layout and upgraded
+(`ganzoo.state.upgrade_gan_state`).
 """
 
 import logging
@@ -12,11 +14,12 @@ import time
 import jax
 import orbax.checkpoint as ocp
 
-from ganzoo.state import GANState
+from ganzoo import state as state_lib
+from ganzoo.state import TrainState
 
 
 class Checkpointer:
-  """Thin wrapper around `ocp.CheckpointManager` for one GANState directory."""
+  """Thin wrapper around `ocp.CheckpointManager` for one TrainState directory."""
 
   def __init__(self, directory: str, max_to_keep: int = 3):
     self.directory = os.path.abspath(directory)
@@ -26,19 +29,39 @@ class Checkpointer:
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
-  def save(self, step: int, state: GANState, force: bool = False) -> bool:
+  def save(self, step: int, state: TrainState, force: bool = False) -> bool:
     """Saves asynchronously; returns whether a save started. Call `wait()` before exiting."""
     return self._manager.save(int(step), args=ocp.args.StandardSave(state), force=force)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
-  def restore(self, step: int, target: GANState) -> GANState:
-    """Restores `step` onto the shapes, dtypes and shardings of `target` (a state or its eval_shape)."""
+  def restore(self, step: int, target: TrainState) -> TrainState:
+    """Restores `step` onto the shapes, dtypes and shardings of `target` (a state or its eval_shape);
+    a pre-protocol GANState checkpoint of a {'g', 'd'} family is upgraded."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return self._manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
+    try:
+      return self._manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
+    except Exception:  # pylint: disable=broad-except
+      if not self._is_legacy(step) or set(getattr(target, "nets", {})) != {"g", "d"}:
+        raise
+    legacy = state_lib.legacy_layout(abstract)
+    old = self._manager.restore(int(step), args=ocp.args.StandardRestore(legacy))
+    return state_lib.upgrade_gan_state(old, target)
 
-  def restore_latest(self, target: GANState) -> tuple[GANState, int] | None:
+  def _is_legacy(self, step: int) -> bool:
+    """Whether checkpoint `step` holds the pre-protocol layout (top-level 'g_params')."""
+    try:
+      meta = self._manager.item_metadata(int(step))
+    except Exception:  # pylint: disable=broad-except
+      return False
+    tree = getattr(meta, "tree", meta)
+    try:
+      return "g_params" in tree
+    except TypeError:
+      return False
+
+  def restore_latest(self, target: TrainState) -> tuple[TrainState, int] | None:
     """The newest checkpoint that restores, or None when there is none."""
     for step in reversed(self.steps()):
       try:
@@ -65,7 +88,7 @@ class Checkpointer:
     self._manager.close()
 
 
-def latest_state(workdir: str, target: GANState, subdir: str = "checkpoints") -> tuple[GANState, int] | None:
+def latest_state(workdir: str, target: TrainState, subdir: str = "checkpoints") -> tuple[TrainState, int] | None:
   """Restores the newest good checkpoint of a run directory, or None."""
   directory = os.path.join(workdir, subdir)
   if not os.path.isdir(directory):

@@ -5,23 +5,15 @@ Every field a run can read exists here, so `--config.a.b=v` of an unknown key is
 
 import ml_collections
 
+from ganzoo import nets as nets_lib
+
 
 def get_base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.method = "gan"                  # the family: see ganzoo.methods.names()
 
-  c.data = ml_collections.ConfigDict()
-  c.data.name = "fashion_mnist"     # tfds name, 'npz', 'folder', 'ring8', 'grid25'
-  c.data.split = "train"
-  c.data.source = "auto"            # auto | idx | tfds | npz | folder | synthetic
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.path = ml_collections.FieldReference(None, field_type=str)
-  c.data.image_size = ml_collections.FieldReference(None, field_type=int)  # resize to this (square)
-  c.data.center_crop = ml_collections.FieldReference(None, field_type=int)  # celeb_a: 108 by default
-  c.data.max_examples = ml_collections.FieldReference(None, field_type=int)  # keep the first N
-  c.data.num_classes = ml_collections.FieldReference(None, field_type=int)   # override
-  c.data.batch_size = 64            # global, over all devices and processes
-  c.data.prefetch = 2
+  c.data = data_config()
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"
@@ -32,39 +24,29 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict()
   c.loss.name = "non_saturating"    # see ganzoo.objectives.names()
 
-  c.penalty = ml_collections.ConfigDict()
-  c.penalty.name = "none"           # none | gradient_penalty | r1 | r2 | dragan
-  c.penalty.weight = 0.0            # lambda (GP: 10); for R1/R2 use gamma/2
+  # Penalties by name ({name: {weight, every, **kwargs}}): a dict rather than a list so that
+  # `--config.penalties.gradient_penalty.weight=5` works from the command line. `every` > 1 makes
+  # it lazy (a separate phase every k steps, loss times k). R1/R2: weight = gamma / 2.
+  c.penalties = ml_collections.ConfigDict()
 
-  c.sn = ml_collections.ConfigDict()
-  c.sn.d = False                    # spectral normalization of D's kernels
-  c.sn.g = False                    # ... and of G's (SAGAN, BigGAN)
-  c.sn.n_power_iterations = 1
-  c.sn.include = ml_collections.FieldReference(None, field_type=str)  # regex on param paths
+  # One section per network (ganzoo.nets): optimizer, spectral norm, EMA, ortho. reg., clipping.
+  c.nets = ml_collections.ConfigDict()
+  c.nets.g = nets_lib.net_config()
+  c.nets.d = nets_lib.net_config()
   # G's class embeddings (BigGAN's shared embedding, conditional-BN tables) are not normalized, as
   # in BigGAN-PyTorch; D's projection embedding is (Miyato & Koyama 2018).
-  c.sn.g_exclude = "embedding"
-  c.sn.d_exclude = ml_collections.FieldReference(None, field_type=str)
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.g = ml_collections.ConfigDict(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none"))
-  c.optim.d = ml_collections.ConfigDict(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none"))
+  c.nets.g.sn.exclude = "embedding"
 
   c.train = ml_collections.ConfigDict()
-  c.train.num_steps = 10_000        # generator updates
-  c.train.d_steps = 1               # D updates per step (n_critic)
-  c.train.g_steps = 1
+  c.train.num_steps = 10_000        # train steps (GAN: generator updates)
+  c.train.d_steps = 1               # gan family: D updates per step (n_critic)
+  c.train.g_steps = 1               # gan family: G updates per step
   c.train.grad_accum = 1            # micro-batches per update
-  c.train.clip_value = 0.0          # WGAN weight clipping (0 = off)
-  c.train.ema_decay = 0.0           # EMA of G's params (0 = off)
-  c.train.ema_start = 0
-  c.train.g_ortho = 0.0             # orthogonal regularization weight (BigGAN: 1e-4)
-  c.train.d_ortho = 0.0
   c.train.log_every = 100
   c.train.sample_every = 1_000
   c.train.checkpoint_every = 1_000
   c.train.keep_checkpoints = 3
-  c.train.num_sample_images = 64   # fixed latent batch for the PNG grids
+  c.train.num_sample_images = 64   # fixed inputs for the PNG grids
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 0                  # 0 = no in-training evaluation
@@ -80,6 +62,83 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.parallel.num_processes = ml_collections.FieldReference(None, field_type=int)
   c.parallel.process_id = ml_collections.FieldReference(None, field_type=int)
   return c
+
+
+def data_config() -> ml_collections.ConfigDict:
+  """One data source (`config.data`; a family with more streams adds sections of this shape)."""
+  d = ml_collections.ConfigDict()
+  d.name = "fashion_mnist"     # tfds name, 'npz', 'folder', 'ring8', 'grid25'
+  d.split = "train"
+  d.source = "auto"            # auto | idx | tfds | npz | folder | synthetic
+  d.data_dir = ml_collections.FieldReference(None, field_type=str)
+  d.path = ml_collections.FieldReference(None, field_type=str)
+  d.image_size = ml_collections.FieldReference(None, field_type=int)  # resize to this (square)
+  d.center_crop = ml_collections.FieldReference(None, field_type=int)  # celeb_a: 108 by default
+  d.max_examples = ml_collections.FieldReference(None, field_type=int)  # keep the first N
+  d.num_classes = ml_collections.FieldReference(None, field_type=int)   # override
+  d.seed = ml_collections.FieldReference(None, field_type=int)  # data order (default: config.seed)
+  d.batch_size = 64            # global, over all devices and processes
+  d.prefetch = 2
+  return d
+
+
+# Sections whose keys are fixed here (model.* and loss.* carry family fields; penalties carry
+# each penalty's own arguments, checked by the family).
+_STRICT_SECTIONS = ("data", "train", "eval", "parallel")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects keys that this schema does not define (a typo would otherwise be silently ignored)."""
+  ref = get_base_config()
+  unknown = set(config.keys()) - set(ref.keys())
+  if unknown:
+    legacy = unknown & {"optim", "sn", "penalty"}
+    hint = (f"; {sorted(legacy)} moved to config.nets.<g|d>.optim/sn and config.penalties"
+            if legacy else f"; the top-level keys are {sorted(ref.keys())}")
+    raise ValueError(f"unknown config key(s) {sorted(unknown)}{hint}")
+  for section in _STRICT_SECTIONS:
+    if section not in config:
+      raise ValueError(f"config has no '{section}' section; start configs from ganzoo.config.get_base_config()")
+    _check_keys(config[section], ref[section], section)
+  for name in config.get("nets", {}).keys():
+    _check_keys(config.nets[name], nets_lib.net_config(), f"nets.{name}")
+  for name, p in config.get("penalties", {}).items():
+    if not isinstance(p, (dict, ml_collections.ConfigDict)):
+      raise ValueError(f"config.penalties.{name} must be a dict {{weight, every, ...}}; got {p!r}")
+
+
+def _check_keys(cfg, ref, prefix):
+  for key in cfg.keys():
+    if key not in ref:
+      raise ValueError(f"unknown config key '{prefix}.{key}'; valid keys of '{prefix}' are {sorted(ref.keys())}")
+    if isinstance(ref[key], ml_collections.ConfigDict):
+      _check_keys(cfg[key], ref[key], f"{prefix}.{key}")
+
+
+def upgrade_legacy_config(d: dict) -> dict:
+  """A config dict written before per-network sections (config.json of an older run) in today's
+  layout: optim.g/d, sn.*, penalty, train.{ema_*, g_ortho, d_ortho, clip_value} -> nets.*, penalties."""
+  if "nets" in d or "optim" not in d:
+    return d
+  d = {k: v for k, v in d.items()}
+  optim, sn, penalty = d.pop("optim"), d.pop("sn", {}), d.pop("penalty", {"name": "none"})
+  train = dict(d.get("train", {}))
+  nets = {}
+  for net in ("g", "d"):
+    base = nets_lib.net_config().to_dict()
+    base["optim"].update(optim.get(net, {}))
+    base["sn"].update(enabled=bool(sn.get(net, False)), n_power_iterations=sn.get("n_power_iterations", 1),
+                      include=sn.get("include"), exclude=sn.get(f"{net}_exclude"))
+    base["ortho"] = train.pop(f"{net}_ortho", 0.0)
+    nets[net] = base
+  nets["g"]["ema"] = {"decay": train.pop("ema_decay", 0.0), "start": train.pop("ema_start", 0)}
+  nets["d"]["clip"] = train.pop("clip_value", 0.0)
+  d["nets"], d["train"] = nets, train
+  d["penalties"] = ({} if penalty.get("name", "none") == "none" else
+                    {penalty["name"]: {"weight": penalty.get("weight", 0.0),
+                                       **{k: v for k, v in penalty.items() if k not in ("name", "weight")}}})
+  d.setdefault("method", "gan")
+  return d
 
 
 DATASETS = {

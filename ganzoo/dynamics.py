@@ -1,12 +1,13 @@
 """Tools for studying GAN training dynamics: multi-seed training, Dirac-GAN, divergences, Lipschitz.
 
 The notebooks in `experiments/` are built from these pure functions; nothing here copies the
-training step: multi-seed training vmaps `steps.make_train_step(gan, jit=False)` itself.
+training step: multi-seed training vmaps the protocol's step (`ganzoo.step.make_step`) itself.
 
 * Multi-seed training: `init_states(gan, keys)` and `make_multi_seed_step(gan)` put a leading
-  seeds axis S on the `GANState` (and on the batch), so S independent runs share one compiled
+  seeds axis S on the `TrainState` (and on the batch), so S independent runs share one compiled
   step; `make_multi_seed_loop` also scans T steps per call. Seed s of a vmapped run equals the run
-  `steps.init_state(gan, keys[s])` trained alone on the same batches.
+  `gan.init(keys[s])` trained alone on the same batches. `gan` is a `gan`-family method
+  (`ganzoo.methods.build`); its batches are {'real': {'image': [d_steps, B, ...]}}.
 * Dirac-GAN (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?",
   arXiv:1801.04406): data delta_0, generator delta_theta, linear discriminator D(x) = psi * x. The
   losses are the library's objectives and penalties applied to these logits.
@@ -18,7 +19,6 @@ training step: multi-seed training vmaps `steps.make_train_step(gan, jit=False)`
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -30,10 +30,15 @@ import optax
 from ganzoo import objectives
 from ganzoo import regularizers
 from ganzoo import spectral_norm as sn_lib
-from ganzoo import steps
+from ganzoo import methods
+from ganzoo import nets as nets_lib
+from ganzoo import step as step_lib
 from ganzoo.config import get_base_config
 from ganzoo.data import synthetic
-from ganzoo.state import GANState
+from ganzoo.data.pipeline import Dataset
+from ganzoo.data.sources import SyntheticSource
+from ganzoo.methods.gan import split_d_output
+from ganzoo.state import TrainState
 
 Array = jax.Array
 PyTree = Any
@@ -42,39 +47,39 @@ PyTree = Any
 # ---------------------------------------------------------------------------------------------
 # Multi-seed training.
 
-def init_states(gan: steps.GAN, keys: Array) -> GANState:
-  """`steps.init_state` for each key of `keys` [S, 2]: a GANState whose leaves have a leading S axis."""
+def init_states(gan: methods.Method, keys: Array) -> TrainState:
+  """`gan.init` for each key of `keys` [S, 2]: a TrainState whose leaves have a leading S axis."""
   keys = jnp.asarray(keys)
   if keys.ndim != 2:
     raise ValueError(f"keys must be a stack of PRNG keys [S, 2]; got shape {keys.shape} — use "
                      "jax.random.split(key, num_seeds)")
-  states = jax.vmap(functools.partial(steps.init_state, gan))(keys)
-  # init_state's ema_params are g_params' own arrays; copy every leaf so that each owns its buffer
-  # and the states can be donated to a multi-seed step.
+  states = jax.vmap(gan.init)(keys)
+  # Copy every leaf so that each owns its buffer and the states can be donated to a multi-seed step.
   return jax.tree.map(jnp.copy, states)
 
 
-def num_seeds(states: GANState) -> int:
+def num_seeds(states: TrainState) -> int:
   """S, the size of the leading seeds axis of a multi-seed state."""
   return int(states.step.shape[0])
 
 
-def seed_state(states: GANState, i: int) -> GANState:
+def seed_state(states: TrainState, i: int) -> TrainState:
   """The state of seed i (drops the leading seeds axis)."""
   return jax.tree.map(lambda a: a[i], states)
 
 
-def make_multi_seed_step(gan: steps.GAN, shared_batch: bool = False, jit: bool = True,
-                         donate: bool = True) -> Callable[[GANState, dict], tuple[GANState, dict]]:
-  """`step(states, batch) -> (states, metrics)`: `steps.make_train_step(gan, jit=False)` vmapped over seeds.
+def make_multi_seed_step(gan: methods.Method, shared_batch: bool = False, jit: bool = True,
+                         donate: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+  """`step(states, batch) -> (states, metrics)`: the family's step (plan of step 0) vmapped over seeds.
 
-  states: a GANState with a leading seeds axis S (from `init_states`). batch['image'] is
+  states: a TrainState with a leading seeds axis S (from `init_states`). batch['image'] is
   [S, d_steps, B, *image_shape] (each seed its own data) or, with `shared_batch`, the single-run
-  shape [d_steps, B, *image_shape] fed to every seed. Metrics are [S] arrays. Every seed's
+  shape [d_steps, B, *image_shape] fed to every seed (it is the family's 'real' stream). Metrics are [S] arrays. Every seed's
   randomness is fold_in(its rng, its step), so seed s gives the same numbers as a lone run.
   One jit compiles the step once for all seeds.
   """
-  step = steps.make_train_step(gan, mesh=None, jit=False)
+  inner = step_lib.make_step(gan, gan.plan(0), mesh=None, jit=False)
+  step = lambda state, batch: inner(state, {"real": batch})
   batch_axis = None if shared_batch else 0
   vstep = jax.vmap(step, in_axes=(0, batch_axis))
   if not jit:
@@ -82,8 +87,8 @@ def make_multi_seed_step(gan: steps.GAN, shared_batch: bool = False, jit: bool =
   return jax.jit(vstep, donate_argnums=(0,) if donate else ())
 
 
-def make_multi_seed_loop(gan: steps.GAN, shared_batch: bool = False, jit: bool = True,
-                         donate: bool = True) -> Callable[[GANState, dict], tuple[GANState, dict]]:
+def make_multi_seed_loop(gan: methods.Method, shared_batch: bool = False, jit: bool = True,
+                         donate: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
   """`loop(states, batches) -> (states, metrics)`: T multi-seed steps in one `lax.scan` (one dispatch).
 
   batches['image'] is [T, S, d_steps, B, *image_shape] ([T, d_steps, B, ...] with
@@ -103,35 +108,29 @@ def synthetic_batches(name: str, data_seeds: list[int] | np.ndarray, start_step:
                       d_steps: int, batch_size: int) -> dict[str, np.ndarray]:
   """Real batches of the 2-D mixture `name` for T=num_steps multi-seed steps from `start_step`.
 
-  Seed s reads the `ganzoo.data` stream of run seed `data_seeds[s]`: step k uses its global
-  batches k * d_steps + i, i < d_steps (as `Dataset.batches(steps_per_call=d_steps)` does).
+  Seed s reads the 'real' stream that training reads with data seed `data_seeds[s]`: step k takes
+  its global batches k * d_steps + i, i < d_steps (`Dataset.read`).
   Returns {'image': float32 [T, S, d_steps, B, 2]}.
   """
   out = np.empty((num_steps, len(data_seeds), d_steps, batch_size, 2), np.float32)
   for s, seed in enumerate(data_seeds):
+    ds = Dataset(SyntheticSource(name), seed=int(seed))
     for t in range(num_steps):
-      for i in range(d_steps):
-        x, _ = synthetic.global_batch(name, int(seed), (start_step + t) * d_steps + i, batch_size)
-        out[t, s, i] = x
+      out[t, s] = ds.read("real", (start_step + t) * d_steps * batch_size, d_steps, batch_size)["image"]
   return {"image": out}
 
 
-def generate_seeds(gan: steps.GAN, states: GANState, z: Array, use_ema: bool = False) -> Array:
+def generate_seeds(gan: methods.Method, states: TrainState, z: Array, use_ema: bool = False) -> Array:
   """G(z) for every seed: [S, N, *image_shape] (the same latents for all seeds)."""
-  return jax.vmap(lambda s: steps.generate(gan, s, z, use_ema=use_ema))(states)
+  return jax.vmap(lambda s: gan.generate(s, z, use_ema=use_ema))(states)
 
 
-def discriminator_fn(gan: steps.GAN, state: GANState) -> Callable[[Array], Array]:
+def discriminator_fn(gan: methods.Method, state: TrainState) -> Callable[[Array], Array]:
   """x [N, ...] -> D's logits [N] in inference mode, with D's spectral normalization (stored u)."""
-  params, _ = gan.d_sn.apply(state.d_params, state.d_sn, update=False)
-
-  def d_fn(x):
-    out, _ = steps.apply_model(gan.discriminator, params, state.d_batch_stats, x, None, train=False)
-    return steps.split_d_output(out)[0]
-  return d_fn
+  return lambda x: gan.discriminate(state, x)
 
 
-def discriminate_seeds(gan: steps.GAN, states: GANState, x: Array) -> Array:
+def discriminate_seeds(gan: methods.Method, states: TrainState, x: Array) -> Array:
   """D's logits for every seed on the same inputs x [N, ...]: [S, N]."""
   return jax.vmap(lambda s: discriminator_fn(gan, s)(x))(states)
 
@@ -176,24 +175,23 @@ def toy_config(method: str, data: str = "ring8", batch_size: int = 256, num_step
     c.loss.name = method
   elif method == "wgan_gp":
     c.loss.name = "wasserstein"
-    c.penalty.name = "gradient_penalty"
-    c.penalty.weight = 10.0
+    c.penalties.gradient_penalty = dict(weight=10.0, every=1)
     c.train.d_steps = 5
     b1, b2 = 0.0, 0.9
   elif method == "hinge_sn":
     c.loss.name = "hinge"
-    c.sn.d = True
+    c.nets.d.sn.enabled = True
     c.train.d_steps = 5
     b1, b2 = 0.0, 0.9
   elif method == "wgan_clip":
     c.loss.name = "wasserstein"
-    c.train.clip_value = 0.01
+    c.nets.d.clip = 0.01
     c.train.d_steps = 5
   for net in ("g", "d"):
     if method == "wgan_clip":
-      c.optim[net] = dict(name="rmsprop", lr=lr, decay_rate=0.99, eps=1e-8, decay=lr_decay)
+      c.nets[net].optim.update(dict(name="rmsprop", lr=lr, decay_rate=0.99, eps=1e-8, decay=lr_decay))
     else:
-      c.optim[net] = dict(name="adam", lr=lr, b1=b1, b2=b2, eps=1e-8, decay=lr_decay)
+      c.nets[net].optim.update(dict(name="adam", lr=lr, b1=b1, b2=b2, eps=1e-8, decay=lr_decay))
   return c
 
 
@@ -354,41 +352,40 @@ class CriticFit(NamedTuple):
   sn_state: sn_lib.SpectralNormState
 
 
-def critic_fn(gan: steps.GAN, fit: CriticFit) -> Callable[[Array], Array]:
+def critic_fn(gan: methods.Method, fit: CriticFit) -> Callable[[Array], Array]:
   """x [N, ...] -> logits [N] of the critic in `fit` (inference mode, stored SN vectors)."""
-  params, _ = gan.d_sn.apply(fit.params, fit.sn_state, update=False)
-  return lambda x: steps.split_d_output(gan.discriminator.apply({"params": params}, x, None, train=False))[0]
+  spec = gan.nets["d"]
+  params, _ = nets_lib.normalize(spec, fit.params, fit.sn_state, update=False)
+  return lambda x: split_d_output(spec.module.apply({"params": params}, x, None, train=False))[0]
 
 
-def fit_critic(gan: steps.GAN, key: Array, real_fn: Callable[[Array, int], Array],
+def fit_critic(gan: methods.Method, key: Array, real_fn: Callable[[Array, int], Array],
                fake_fn: Callable[[Array, int], Array], num_steps: int, batch_size: int,
                num_eval: int = 4096, init: CriticFit | None = None) -> CriticFit:
   """Trains D alone (G fixed) for `num_steps` updates from a fresh init or from `init`.
 
-  Uses the GAN's own pieces: `gan.objective.d_loss`, its penalty and weight, weight clipping
-  (`train.clip_value`), spectral normalization and `gan.d_tx`. `real_fn(key, n)`/`fake_fn(key, n)`
+  Uses the GAN's own pieces: `gan.objective.d_loss`, its penalties and weights, D's weight clipping,
+  spectral normalization and optimizer (`gan.nets['d']`). `real_fn(key, n)`/`fake_fn(key, n)`
   draw n samples. For a Wasserstein critic with a working Lipschitz-1 constraint the returned gap
   estimates W1(P_real, P_fake) (Kantorovich-Rubinstein duality, arXiv:1701.07875). Pure: jit or
   vmap it. D must not use batch statistics or dropout.
   """
-  cfg = gan.config
-  penalty_weight = float(cfg.penalty.get("weight", 0.0))
-  clip_value = float(cfg.train.get("clip_value", 0.0))
+  spec = gan.nets["d"]
   rng_init, rng_sn, rng_train, rng_eval = jax.random.split(key, 4)
   if init is None:
-    params = gan.discriminator.init(rng_init, real_fn(rng_init, 2), None, train=False)["params"]
-    opt_state, sn_state = gan.d_tx.init(params), gan.d_sn.init(params, rng_sn)
+    params = spec.module.init(rng_init, real_fn(rng_init, 2), None, train=False)["params"]
+    opt_state, sn_state = spec.tx.init(params), spec.sn.init(params, rng_sn)
   else:
     params, opt_state, sn_state = init.params, init.opt_state, init.sn_state
 
   def loss_fn(p, sn_state, real, fake, rng):
-    p_norm, sn_state = gan.d_sn.apply(p, sn_state, update=True)
+    p_norm, sn_state = nets_lib.normalize(spec, p, sn_state, update=True)
 
     def d_fn(x):
-      return steps.split_d_output(gan.discriminator.apply({"params": p_norm}, x, None, train=True))[0]
+      return split_d_output(spec.module.apply({"params": p_norm}, x, None, train=True))[0]
     loss = gan.objective.d_loss(d_fn(real), d_fn(fake))
-    if gan.penalty is not None:
-      loss = loss + penalty_weight * gan.penalty(d_fn, real, fake, rng)
+    for _, weight, _, penalty in gan.penalties + gan.lazy_penalties:
+      loss = loss + weight * penalty(d_fn, real, fake, rng)
     return loss, sn_state
 
   def body(carry, k):
@@ -396,10 +393,10 @@ def fit_critic(gan: steps.GAN, key: Array, real_fn: Callable[[Array, int], Array
     k_real, k_fake, k_pen = jax.random.split(k, 3)
     real, fake = real_fn(k_real, batch_size), fake_fn(k_fake, batch_size)
     (loss, sn_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, sn_state, real, fake, k_pen)
-    updates, opt_state = gan.d_tx.update(grads, opt_state, p)
+    updates, opt_state = spec.tx.update(grads, opt_state, p)
     p = optax.apply_updates(p, updates)
-    if clip_value > 0:
-      p = regularizers.clip_weights(p, clip_value)
+    if spec.clip > 0:
+      p = regularizers.clip_weights(p, spec.clip)
     return (p, opt_state, sn_state), loss
 
   (params, opt_state, sn_state), losses = jax.lax.scan(
@@ -451,14 +448,16 @@ def sigma_product(params: PyTree, include: sn_lib.Include = None) -> Array:
   return out
 
 
-def normalized_d_params(gan: steps.GAN, state: GANState) -> PyTree:
+def normalized_d_params(gan: methods.Method, state: TrainState) -> PyTree:
   """D's params as the network uses them: W / sigma_u(W) with the stored u when SN is on, else raw."""
-  params, _ = gan.d_sn.apply(state.d_params, state.d_sn, update=False)
+  d = state.nets["d"]
+  params, _ = nets_lib.normalize(gan.nets["d"], d.params, d.sn, update=False)
   return params
 
 
-def sn_estimate_errors(gan: steps.GAN, state: GANState) -> dict[str, Array]:
+def sn_estimate_errors(gan: methods.Method, state: TrainState) -> dict[str, Array]:
   """|sigma_u - sigma| / sigma per SN-normalized leaf: the power-iteration estimate's relative error."""
-  est = gan.d_sn.sigmas(state.d_params, state.d_sn)
-  true = spectral_norms(state.d_params, include=lambda path, leaf: sn_lib.path_str(path) in est)
+  d = state.nets["d"]
+  est = gan.nets["d"].sn.sigmas(d.params, d.sn)
+  true = spectral_norms(d.params, include=lambda path, leaf: sn_lib.path_str(path) in est)
   return {k: jnp.abs(est[k] - true[k]) / true[k] for k in est}

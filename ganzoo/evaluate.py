@@ -7,10 +7,10 @@ r"""Sample-quality evaluation: FID, KID, IS, precision/recall, density/coverage.
 
 prints one JSON object: the metric values and the `Protocol` they were measured under. .npz files
 hold uint8 NHWC images under the key 'images' (grey images are repeated to 3 channels).
-`--workdir` evaluates the newest checkpoint of a run (its EMA generator, with the run's own config;
+`--workdir` evaluates the newest checkpoint of a run (its family's sampler, EMA networks, with the run's own config;
 the reference defaults to the run's data set at `eval.real_split`) and appends the `eval/*` values
 to the run's metrics.jsonl at the checkpoint's step.
-From Python (e.g. in training): `evaluate_generator(sample_fn, num_samples, real='name:split')`.
+From Python (e.g. in training): `evaluate_sampler(sample_fn, num_samples, real='name:split')`.
 """
 
 import functools
@@ -106,7 +106,7 @@ def evaluate_images(images: np.ndarray, real: str, metrics: Sequence[str] | str 
   return _evaluate(fake, real, metrics, extractor, num_real or len(images), batch_size)
 
 
-def evaluate_generator(sample_fn: Callable[[int, jax.Array], Any], num_samples: int, real: str,
+def evaluate_sampler(sample_fn: Callable[[int, jax.Array], Any], num_samples: int, real: str,
                        metrics: Sequence[str] | str = ("fid", "kid"), rng: jax.Array | None = None,
                        num_real: int | None = None,
                        extractor: inception.FeatureExtractor | None = None,
@@ -136,16 +136,14 @@ def evaluate_generator(sample_fn: Callable[[int, jax.Array], Any], num_samples: 
   return _evaluate(fake, real, metrics, extractor, num_real or num_samples, batch_size)
 
 
-def make_gan_sampler(gan, use_ema: bool = True) -> Callable[[Any], Callable[[int, jax.Array], np.ndarray]]:
-  """`sampler(state)` -> `sample_fn(n, rng)` drawing n images from G (EMA params) with z ~ N(0, I)
-  (and uniform labels for conditional GANs). G is jitted once per sampler, not once per state."""
-  from ganzoo import steps  # pylint: disable=g-import-not-at-top
-  generate = jax.jit(lambda state, z, y: steps.generate(gan, state, z, y, use_ema=use_ema))
+def make_sampler(method) -> Callable[[Any], Callable[[int, jax.Array], np.ndarray]]:
+  """`sampler(state)` -> `sample_fn(n, rng)` drawing n images from the family's sampler (EMA
+  networks; for a GAN z ~ N(0, I) and uniform labels). Jitted once per sampler and batch size."""
+  generate = jax.jit(method.sample, static_argnums=(2,))
 
   def sampler(state):
     def sample_fn(n: int, rng: jax.Array) -> np.ndarray:
-      z, y = steps.sample_latents(gan, rng, n)
-      return np.asarray(generate(state, z, y))
+      return np.asarray(generate(state, rng, n))
     return sample_fn
 
   return sampler
@@ -159,10 +157,10 @@ def evaluate_workdir(workdir: str, metrics: Sequence[str] | str = ("fid", "kid")
   from ganzoo import runs  # pylint: disable=g-import-not-at-top
   from ganzoo import train  # pylint: disable=g-import-not-at-top
   config = runs.load_run_config(workdir)
-  gan = runs.build_gan(config)
-  state, step = runs.restore_state(gan, workdir)
+  method = runs.build_method(config)
+  state, step = runs.restore_state(method, workdir)
   num_samples = int(num_samples or config.eval.num_samples)
-  result = evaluate_generator(make_gan_sampler(gan)(state), num_samples, real or train.reference_name(config),
+  result = evaluate_sampler(make_sampler(method)(state), num_samples, real or train.reference_name(config),
                               parse_metrics(metrics), rng=jax.random.PRNGKey(config.seed), num_real=num_real,
                               extractor=get_extractor(inception_weights or config.eval.inception_weights),
                               batch_size=batch_size)

@@ -41,12 +41,13 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, micro_batches: int = 1)
         + f"; use a multiple of {n * micro_batches}")
 
 
-def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh, batch_axis: int = 1) -> dict[str, jax.Array]:
-  """Places this process's slice of a batch onto the mesh as global arrays sharded on `batch_axis`."""
+def global_batch(local_batch: Any, mesh: Mesh, batch_axis: int = 1) -> Any:
+  """Places this process's slice of a batch (a pytree of arrays) onto the mesh as global arrays
+  sharded on `batch_axis`."""
   sharding = batch_sharding(mesh, batch_axis)
   if jax.process_count() == 1:
     return jax.device_put(local_batch, sharding)
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
+  return jax.tree.map(lambda v: jax.make_array_from_process_local_data(sharding, v), local_batch)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -6,7 +6,7 @@
       --truncation=0.5 --out=interp.png
 
 Loads the run's config.json (or `--config=configs/x.py:variant` with overrides) and the newest
-checkpoint, and writes a PNG with `ganzoo.sampling` from the EMA generator (`--noema`: the raw G):
+checkpoint, and writes a PNG with `ganzoo.sampling` from the EMA networks of a latent-variable family (`--noema`: the trained params):
 - classes:       row r = `--num` samples of class classes[r] (class-conditional models only).
 - truncation:    row r = `--num` samples at thresholds[r] (BigGAN's truncation trick,
                  arXiv:1809.11096 Sec. 4.1); every row reuses the same latents, so a column shows
@@ -29,52 +29,62 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
+from ganzoo import methods
 from ganzoo import sampling
-from ganzoo import steps
-from ganzoo.runs import build_gan, load_run_config, restore_state  # noqa: F401
-from ganzoo.state import GANState
+from ganzoo.runs import build_method, load_run_config, restore_state  # noqa: F401
+from ganzoo.state import TrainState
 
 MODES = ("classes", "truncation", "interpolation")
 
 
-def make_g_fn(gan: steps.GAN, state: GANState, use_ema: bool = True) -> sampling.GFn:
-  """g_fn(z, y) = G(z, y) in inference mode from the (EMA) params of `state`, jitted."""
-  generate = jax.jit(lambda s, z, y: steps.generate(gan, s, z, y, use_ema=use_ema))
+def _latent_method(method: methods.Method) -> methods.Method:
+  if not hasattr(method, "generate") or not hasattr(method, "latent_dim"):
+    raise ValueError(f"family {method.name!r} has no latent space to sweep; these sheets need one (config.method='gan')")
+  return method
+
+
+def make_g_fn(method: methods.Method, state: TrainState, use_ema: bool = True) -> sampling.GFn:
+  """g_fn(z, y) = the family's generator in inference mode from the (EMA) params of `state`, jitted."""
+  _latent_method(method)
+  generate = jax.jit(lambda s, z, y: method.generate(s, z, y, use_ema=use_ema))
   return lambda z, y: generate(state, z, y)
 
 
-def _labels(gan: steps.GAN, classes: Sequence[int] | None, n: int) -> list[int] | None:
-  """n labels cycling through `classes` (default 0..min(K, 10)-1); None for unconditional GANs."""
-  if not gan.num_classes:
+def _labels(method: methods.Method, classes: Sequence[int] | None, n: int) -> list[int] | None:
+  """n labels cycling through `classes` (default 0..min(K, 10)-1); None for unconditional models."""
+  num_classes = int(getattr(method, "num_classes", 0) or 0)
+  if not num_classes:
     return None
-  classes = list(classes) if classes else list(range(min(gan.num_classes, 10)))
-  bad = [c for c in classes if not 0 <= c < gan.num_classes]
+  classes = list(classes) if classes else list(range(min(num_classes, 10)))
+  bad = [c for c in classes if not 0 <= c < num_classes]
   if bad:
-    raise ValueError(f"--classes {bad} out of range: the model has {gan.num_classes} classes (0..{gan.num_classes - 1})")
+    raise ValueError(f"--classes {bad} out of range: the model has {num_classes} classes (0..{num_classes - 1})")
   return [classes[i % len(classes)] for i in range(n)]
 
 
-def make_sheet(gan: steps.GAN, g_fn: sampling.GFn, mode: str, seed: int = 0, num: int = 8,
+def make_sheet(method: methods.Method, g_fn: sampling.GFn, mode: str, seed: int = 0, num: int = 8,
                rows: int = 4, classes: Sequence[int] | None = None, truncation: float | None = None,
                thresholds: Sequence[float | None] = (2.0, 1.0, 0.5, 0.04), interp: str = "lerp",
                batch_size: int = 64) -> np.ndarray:
   """A uint8 sheet [H', W', C] for `mode` (see the module docstring)."""
+  _latent_method(method)
+  num_classes = int(getattr(method, "num_classes", 0) or 0)
   rng = jax.random.PRNGKey(seed)
   if num < 1 or rows < 1:
     raise ValueError(f"--num and --rows must be >= 1; got {num}, {rows}")
   if mode == "classes":
-    if not gan.num_classes:
+    if not num_classes:
       raise ValueError("--mode=classes needs a class-conditional model; use --mode=truncation or interpolation")
-    cls = _labels(gan, classes, len(classes) if classes else min(gan.num_classes, 10))
-    return sampling.class_sheet(g_fn, rng, cls, num, gan.z_dim, truncation, batch_size)
+    cls = _labels(method, classes, len(classes) if classes else min(num_classes, 10))
+    return sampling.class_sheet(g_fn, rng, cls, num, method.latent_dim, truncation, batch_size)
   if mode == "truncation":
-    return sampling.truncation_sweep(g_fn, rng, list(thresholds), num, gan.z_dim, _labels(gan, classes, num),
+    return sampling.truncation_sweep(g_fn, rng, list(thresholds), num, method.latent_dim, _labels(method, classes, num),
                                      batch_size)
   if mode == "interpolation":
     rng0, rng1 = jax.random.split(rng)
-    z0 = sampling.truncated_normal(rng0, (rows, gan.z_dim), truncation)
-    z1 = sampling.truncated_normal(rng1, (rows, gan.z_dim), truncation)
-    return sampling.interpolation_sheet(g_fn, z0, z1, num, _labels(gan, classes, rows), interp, batch_size)
+    z0 = sampling.truncated_normal(rng0, (rows, method.latent_dim), truncation)
+    z1 = sampling.truncated_normal(rng1, (rows, method.latent_dim), truncation)
+    return sampling.interpolation_sheet(g_fn, z0, z1, num, _labels(method, classes, rows), interp, batch_size)
   raise ValueError(f"unknown --mode={mode!r}; choose from {MODES}")
 
 
@@ -84,9 +94,9 @@ def sample(workdir: str, mode: str, out: str | None = None, config: ml_collectio
   """Restores the newest checkpoint of `workdir`, writes the `mode` sheet as PNG; returns its path."""
   workdir = os.path.abspath(workdir)
   config = config if config is not None else load_run_config(workdir)
-  gan = build_gan(config, image_shape, num_classes)
-  state, step = restore_state(gan, workdir)
-  sheet = make_sheet(gan, make_g_fn(gan, state, use_ema), mode, **sheet_kwargs)
+  method = build_method(config, image_shape, num_classes)
+  state, step = restore_state(method, workdir)
+  sheet = make_sheet(method, make_g_fn(method, state, use_ema), mode, **sheet_kwargs)
   out = out or os.path.join(workdir, "samples", f"{mode}_step_{step:08d}.png")
   sampling.save_grid(out, sheet)
   return out

@@ -1,16 +1,18 @@
-"""The training program: data -> jitted step -> log / sample / evaluate / checkpoint.
+"""The training program: data -> jitted step -> log / sample / checkpoint / evaluate, for any family.
 
 `train_and_evaluate(config, workdir)` is importable (notebooks, tests); `ganzoo.main` is the CLI.
+The family (`config.method`, see `ganzoo.methods`) supplies the state, the plan of each step, the
+data streams it reads and its sampler; this loop knows nothing else of it.
 Starting again with the same workdir resumes from the newest checkpoint; a resumed run is
-identical to an unbroken one because the step's randomness is `fold_in(seed key, step)` and the
-data order is a pure function of (seed, step).
+identical to an unbroken one because the step's randomness is `fold_in(seed key, step)` and each
+data stream's batches are a pure function of (data seed, stream, examples read before).
 
 Workdir layout:
-  checkpoints/<step>/   orbax checkpoints of the whole GANState (last `train.keep_checkpoints`)
+  checkpoints/<step>/   orbax checkpoints of the whole TrainState (last `train.keep_checkpoints`)
   best/<step>/          the checkpoint with the best eval/fid (when evaluation runs)
   metrics.jsonl         one JSON object per logged step: {"step": ..., "train/d_loss": ..., ...}
   tb/                   TensorBoard event files
-  samples/              PNG grids from a fixed latent batch (EMA generator when EMA is on)
+  samples/              PNG grids from fixed inputs (EMA networks when EMA is on)
   config.json           the config of the run
 """
 
@@ -18,7 +20,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,37 +30,15 @@ import numpy as np
 from ganzoo import checkpoint
 from ganzoo import config as config_lib
 from ganzoo import data as data_lib
+from ganzoo import methods
 from ganzoo import parallel
 from ganzoo import sampling
-from ganzoo import steps
-from ganzoo.state import GANState, param_count
-
-# Config sections whose keys are fixed by ganzoo/config.py (model.* and loss.* carry family fields).
-_STRICT_SECTIONS = ("data", "penalty", "sn", "optim", "train", "eval", "parallel")
+from ganzoo import step as step_lib
+from ganzoo.state import TrainState
 
 
 class NonFiniteLossError(FloatingPointError):
   """A loss became NaN/Inf; the run stopped and the last good checkpoint was kept."""
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects keys that ganzoo/config.py does not define (a typo would otherwise be silently ignored)."""
-  ref = config_lib.get_base_config()
-  for section in _STRICT_SECTIONS:
-    if section not in config:
-      raise ValueError(f"config has no '{section}' section; start configs from ganzoo.config.get_base_config()")
-    _check_keys(config[section], ref[section], section)
-  unknown = set(config.keys()) - set(ref.keys())
-  if unknown:
-    raise ValueError(f"unknown config key(s) {sorted(unknown)}; the top-level keys are {sorted(ref.keys())}")
-
-
-def _check_keys(cfg, ref, prefix):
-  for key in cfg.keys():
-    if key not in ref:
-      raise ValueError(f"unknown config key '{prefix}.{key}'; valid keys of '{prefix}' are {sorted(ref.keys())}")
-    if isinstance(ref[key], ml_collections.ConfigDict) and key not in ("g", "d"):
-      _check_keys(cfg[key], ref[key], f"{prefix}.{key}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,18 +134,6 @@ def _check_finite(step: int, metrics: dict[str, float], last_ckpt: int | None, w
                              "Lower the learning rates or add a penalty/spectral norm.")
 
 
-def sample_images(gan: steps.GAN) -> Callable[[GANState, jax.Array, jax.Array | None], jax.Array]:
-  """A jitted G(z, y) from the EMA params in inference mode."""
-  return jax.jit(lambda state, z, y: steps.generate(gan, state, z, y, use_ema=True))
-
-
-def fixed_latents(gan: steps.GAN, seed: int, n: int) -> tuple[jax.Array, jax.Array | None]:
-  """The fixed latent batch of the sample grids (classes in order for conditional GANs)."""
-  z, _ = steps.sample_latents(gan, jax.random.fold_in(jax.random.PRNGKey(seed), 0x5A3), n)
-  y = (jnp.arange(n) % gan.num_classes).astype(jnp.int32) if gan.num_classes else None
-  return z, y
-
-
 def write_samples(workdir: str, step: int, images: np.ndarray, writer: MetricWriter) -> str:
   """Writes a PNG grid (images) or an .npy of points (2-D toy data); returns the path."""
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
@@ -180,19 +148,55 @@ def write_samples(workdir: str, step: int, images: np.ndarray, writer: MetricWri
   return path
 
 
+def data_seed(config: ml_collections.ConfigDict) -> int:
+  """The seed of the data order: `data.seed`, or the run's `seed` when unset."""
+  seed = config.data.get("seed", None)
+  return int(config.seed if seed is None else seed)
+
+
 def setup(config: ml_collections.ConfigDict, mesh=None):
-  """Builds (dataset, gan, mesh) from a config; shared by training, evaluation and sampling."""
-  validate_config(config)
+  """Builds (dataset, method, mesh) from a config; shared by training, evaluation and sampling."""
+  config_lib.validate_config(config)
   mesh = mesh if mesh is not None else parallel.make_mesh()
   parallel.check_batch_size(config.data.batch_size, mesh, config.train.get("grad_accum", 1))
-  dataset = data_lib.build_dataset(config.data, config.seed, jax.process_index(), jax.process_count())
-  gan = steps.build(config, dataset.image_shape, dataset.num_classes)
-  return dataset, gan, mesh
+  dataset = data_lib.build_dataset(config.data, data_seed(config), jax.process_index(), jax.process_count())
+  method = methods.build(config, methods.DataSpec(tuple(dataset.image_shape), int(dataset.num_classes or 0)))
+  return dataset, method, mesh
+
+
+def stream_offsets(method: methods.Method, start: int) -> dict[str, int]:
+  """Examples each stream has delivered in steps 0 .. start - 1 (the plans are a pure function of the step)."""
+  offsets: dict[str, int] = {}
+  for s in range(start):
+    for name, spec in method.streams(method.plan(s)).items():
+      offsets[name] = offsets.get(name, 0) + spec.count * spec.batch_size
+  return offsets
+
+
+def stream_batches(method: methods.Method, datasets: dict[str, data_lib.Dataset], start: int):
+  """Yields (plan, {stream: uint8 batches}) for steps start, start + 1, ... (host side)."""
+  offsets = stream_offsets(method, start)
+  step = start
+  while True:
+    plan = method.plan(step)
+    batch = {}
+    for name, spec in method.streams(plan).items():
+      if spec.source not in datasets:
+        raise ValueError(f"stream {name!r} reads config.{spec.source}, which this run has no data for")
+      off = offsets.get(name, 0)
+      batch[name] = datasets[spec.source].read(name, off, spec.count, spec.batch_size)
+      offsets[name] = off + spec.count * spec.batch_size
+    yield plan, batch
+    step += 1
+
+
+def _init_state(method: methods.Method, config, mesh) -> TrainState:
+  return jax.jit(method.init, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(config.seed))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=None,
                        progress: bool = True) -> dict[str, Any]:
-  """Trains a GAN as configured, resuming from `workdir` when it holds checkpoints.
+  """Trains the family `config.method` as configured, resuming from `workdir` when it holds checkpoints.
 
   Returns a summary dict: final step, last logged metrics, wall time, paths.
   """
@@ -202,13 +206,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   workdir = os.path.abspath(workdir)
   lead = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
-  dataset, gan, mesh = setup(config, mesh)
+  dataset, method, mesh = setup(config, mesh)
   if lead:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json_best_effort(indent=2))
 
-  state = jax.jit(lambda key: steps.init_state(gan, key), out_shardings=parallel.replicated(mesh))(
-      jax.random.PRNGKey(config.seed))
+  state = _init_state(method, config, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
   restored = ckpt.restore_latest(state)
   start = 0
@@ -219,10 +222,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   last_ckpt = start if restored is not None else None
 
   writer = MetricWriter(workdir, start, enabled=lead)
-  counts = {"params/g": param_count(state.g_params), "params/d": param_count(state.d_params)}
+  counts = method.param_counts(state)
   if lead:
-    print(f"{config.model.name}: G {counts['params/g']:,} params, D {counts['params/d']:,} params; "
-          f"{mesh.size} device(s), global batch {config.data.batch_size}", flush=True)
+    nets = ", ".join(f"{k.split('/', 1)[1]} {v:,}" for k, v in counts.items())
+    print(f"{config.method}/{config.model.name}: params {nets}; {mesh.size} device(s), "
+          f"global batch {config.data.batch_size}", flush=True)
     if start == 0:
       writer.write(0, counts)
 
@@ -234,13 +238,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
     ckpt.close()
     return {**summary, "step": start, "metrics": {}, "seconds": 0.0}
 
-  train_step = steps.make_train_step(gan, mesh)
-  sample_fn = sample_images(gan)
-  z_fixed, y_fixed = fixed_latents(gan, config.seed, int(t.num_sample_images))
-  evaluator = _make_evaluator(config, gan, mesh, workdir) if config.eval.every else None
+  steps_for = step_lib.StepCache(method, mesh)
+  n_fixed = int(t.num_sample_images)
+  sample_fn = jax.jit(lambda st, inputs: method.sample_fixed(st, inputs, n_fixed))
+  fixed = method.fixed_inputs(config.seed, n_fixed)
+  evaluator = _make_evaluator(config, method, workdir) if config.eval.every else None
 
-  d_steps = int(t.d_steps)
-  batches = data_lib.prefetch(dataset.batches(start, config.data.batch_size, d_steps), config.data.prefetch)
+  datasets = {"data": dataset}
+  batches = data_lib.prefetch(stream_batches(method, datasets, start), config.data.prefetch)
   bar = Progress(start, num_steps, enabled=lead and progress)
   last: dict[str, float] = {}
   t0 = time.time()
@@ -249,8 +254,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   tick_step, tick_time = None, None
   try:
     for step in range(start + 1, num_steps + 1):
-      batch = parallel.global_batch(next(batches), mesh, batch_axis=1)
-      state, metrics = train_step(state, batch)
+      plan, host_batch = next(batches)
+      batch = parallel.global_batch(host_batch, mesh, batch_axis=1)
+      state, metrics = steps_for(plan)(state, batch)
       bar.update()
       if tick_step is None:
         jax.block_until_ready(metrics)
@@ -268,7 +274,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
           writer.write(step, last)
           bar.show(step, last)
       if t.sample_every and (step % t.sample_every == 0 or step == num_steps):
-        images = np.asarray(jax.device_get(sample_fn(state, z_fixed, y_fixed)))
+        images = np.asarray(jax.device_get(sample_fn(state, fixed)))
         if lead:
           summary["last_samples"] = write_samples(workdir, step, images, writer)
       if evaluator is not None and (step % config.eval.every == 0 or step == num_steps):
@@ -303,15 +309,15 @@ def reference_name(config: ml_collections.ConfigDict) -> str:
   return f"{config.data.name}:{config.eval.real_split}"
 
 
-def _make_evaluator(config, gan, mesh, workdir):
-  """In-training FID/KID (`eval.metrics`) on `eval.num_samples` EMA samples; keeps the best-FID
-  checkpoint under workdir/best (its FID and step in workdir/best/best.json, so a resume keeps it)."""
+def _make_evaluator(config, method: methods.Method, workdir):
+  """In-training FID/KID (`eval.metrics`) on `eval.num_samples` samples of the family; keeps the
+  best-FID checkpoint under workdir/best (its FID and step in workdir/best/best.json, so a resume
+  keeps it)."""
   from ganzoo import evaluate  # pylint: disable=g-import-not-at-top
-  del mesh  # the extractor shards over all devices itself
   extractor = evaluate.get_extractor(config.eval.inception_weights)
   metrics = evaluate.parse_metrics(config.eval.metrics)
   real = reference_name(config)
-  sampler = evaluate.make_gan_sampler(gan)
+  sampler = evaluate.make_sampler(method)
   best_dir = os.path.join(workdir, "best")
   best_json = os.path.join(best_dir, "best.json")
   best = {"fid": math.inf, "step": None}
@@ -319,10 +325,10 @@ def _make_evaluator(config, gan, mesh, workdir):
     with open(best_json) as f:
       best = json.load(f)
 
-  def run(state: GANState, step: int) -> dict[str, float]:
-    result = evaluate.evaluate_generator(sampler(state), int(config.eval.num_samples), real, metrics=metrics,
-                                         rng=jax.random.PRNGKey(config.seed), batch_size=int(config.eval.batch_size),
-                                         extractor=extractor)
+  def run(state: TrainState, step: int) -> dict[str, float]:
+    result = evaluate.evaluate_sampler(sampler(state), int(config.eval.num_samples), real, metrics=metrics,
+                                       rng=jax.random.PRNGKey(config.seed), batch_size=int(config.eval.batch_size),
+                                       extractor=extractor)
     out = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
     fid = out.get("eval/fid")
     if fid is not None and fid < best["fid"]:

@@ -16,19 +16,19 @@ sys.path.insert(0, os.path.join(ROOT, "experiments"))
 import benchmark  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_models  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ganzoo import steps  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from ganzoo import methods  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from ganzoo.state import param_count  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 @pytest.mark.parametrize("name,tiny", [("dcgan", False), ("sngan", False), ("dcgan", True), ("sngan", True)])
 def test_param_counts_match(name, tiny):
   config = benchmark.load_config(name, 64, tiny)
-  gan = steps.build(config, (32, 32, 3))
-  state = jax.eval_shape(lambda key: steps.init_state(gan, key), jax.random.PRNGKey(0))
+  gan = methods.build(config, methods.DataSpec((32, 32, 3)))
+  state = jax.eval_shape(gan.init, jax.random.PRNGKey(0))
   trainer, d_steps = torch_models.build(name, 64, 3, tiny)
   assert d_steps == config.train.d_steps
-  assert param_count(state.g_params) == torch_models.param_count(trainer.G)
-  assert param_count(state.d_params) == torch_models.param_count(trainer.D)
+  assert param_count(state.nets["g"].params) == torch_models.param_count(trainer.G)
+  assert param_count(state.nets["d"].params) == torch_models.param_count(trainer.D)
 
 
 def test_torch_spectral_norm_sigma_is_one():

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from ganzoo import dynamics
-from ganzoo import steps
+from ganzoo import methods
+from ganzoo import step as step_lib
 
 
 def _tiny_gan(method="non_saturating", batch_size=8):
   cfg = dynamics.toy_config(method, "ring8", batch_size=batch_size, z_dim=4)
   cfg.model.size = "tiny"
-  return steps.build(cfg, (2,), 0)
+  return methods.build(cfg, methods.DataSpec((2,), 0))
 
 
 @pytest.mark.parametrize("method", ["non_saturating", "wgan_gp_sn_sgd"])
@@ -28,10 +29,10 @@ def test_multi_seed_step_equals_separate_runs(method):
   else:
     cfg = dynamics.toy_config("wgan_gp", "ring8", batch_size=8, z_dim=4)
     cfg.model.size = "tiny"
-    cfg.sn.d = True
+    cfg.nets.d.sn.enabled = True
     for net in ("g", "d"):
-      cfg.optim[net] = dict(name="sgd", lr=1e-2, momentum=0.5, decay="none")
-    gan = steps.build(cfg, (2,), 0)
+      cfg.nets[net].optim.update(dict(name="sgd", lr=1e-2, momentum=0.5, decay="none"))
+    gan = methods.build(cfg, methods.DataSpec((2,), 0))
   d_steps, S, T = gan.config.train.d_steps, 4, 2
   keys = jax.random.split(jax.random.PRNGKey(3), S)
   batches = dynamics.synthetic_batches("ring8", [10, 11, 12, 13], 0, T, d_steps, 8)["image"]
@@ -40,19 +41,19 @@ def test_multi_seed_step_equals_separate_runs(method):
   for t in range(T):
     states, metrics = vstep(states, {"image": jnp.asarray(batches[t])})
   assert metrics["train/d_loss"].shape == (S,)
-  step = steps.make_train_step(gan, donate=False)
-  init = jax.jit(lambda k: steps.init_state(gan, k))
+  step = step_lib.make_step(gan, gan.plan(0), donate=False)
+  init = jax.jit(gan.init)
   for s in range(S):
     state = init(keys[s])
     for t in range(T):
-      state, m = step(state, {"image": jnp.asarray(batches[t, s])})
+      state, m = step(state, {"real": {"image": jnp.asarray(batches[t, s])}})
     lone, vm = jax.tree.leaves(state), jax.tree.leaves(dynamics.seed_state(states, s))
     assert len(lone) == len(vm)
     for a, b in zip(lone, vm):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(m["train/d_loss"], metrics["train/d_loss"][s], rtol=1e-5, atol=1e-5)
   # Distinct seeds really differ.
-  assert not np.allclose(states.g_params["out"]["kernel"][0], states.g_params["out"]["kernel"][1])
+  assert not np.allclose(states.nets["g"].params["out"]["kernel"][0], states.nets["g"].params["out"]["kernel"][1])
 
 
 def test_multi_seed_loop_equals_steps_and_shared_batch():
@@ -93,7 +94,7 @@ def test_generate_discriminate_and_mode_coverage():
   z = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
   x = dynamics.generate_seeds(gan, states, z)
   assert x.shape == (3, 5, 2)
-  np.testing.assert_allclose(x[1], steps.generate(gan, dynamics.seed_state(states, 1), z, use_ema=False), atol=1e-6)
+  np.testing.assert_allclose(x[1], gan.generate(dynamics.seed_state(states, 1), z, use_ema=False), atol=1e-6)
   assert dynamics.discriminate_seeds(gan, states, x[0]).shape == (3, 5)
   from ganzoo.data import synthetic
   centers, _ = synthetic.modes("ring8")
@@ -170,7 +171,7 @@ def test_parallel_lines_and_empirical_w1():
 def test_fit_critic_with_gradient_penalty_estimates_w1():
   cfg = dynamics.toy_config("wgan_gp", lr=1e-3)
   cfg.model.size = "tiny"
-  gan = steps.build(cfg, (2,), 0)
+  gan = methods.build(cfg, methods.DataSpec((2,), 0))
   def fit(theta):
     return dynamics.fit_critic(gan, jax.random.PRNGKey(0), lambda kk, n: dynamics.sample_parallel_line(kk, 0.0, n),
                                lambda kk, n: dynamics.sample_parallel_line(kk, theta, n), 300, 64)
@@ -206,15 +207,17 @@ def test_lipschitz_bounds_on_a_linear_map():
 
 def test_sn_estimate_error_shrinks_with_power_iterations():
   gan = _tiny_gan("hinge_sn")
-  state = jax.jit(lambda k: steps.init_state(gan, k))(jax.random.PRNGKey(0))
+  state = jax.jit(gan.init)(jax.random.PRNGKey(0))
   err0 = max(float(e) for e in dynamics.sn_estimate_errors(gan, state).values())
-  d_sn = state.d_sn
+  d = state.nets["d"]
+  d_sn = d.sn
   for _ in range(30):
-    _, d_sn = gan.d_sn.apply(state.d_params, d_sn, update=True)
-  err = max(float(e) for e in dynamics.sn_estimate_errors(gan, state.replace(d_sn=d_sn)).values())
+    _, d_sn = gan.nets["d"].sn.apply(d.params, d_sn, update=True)
+  with_sn = lambda sn: state.replace(nets={**state.nets, "d": d.replace(sn=sn)})
+  err = max(float(e) for e in dynamics.sn_estimate_errors(gan, with_sn(d_sn)).values())
   assert err0 > 1e-2 and err < 1e-3 < err0
-  d_fn = dynamics.discriminator_fn(gan, state.replace(d_sn=d_sn))
+  d_fn = dynamics.discriminator_fn(gan, with_sn(d_sn))
   x = jax.random.normal(jax.random.PRNGKey(1), (64, 2))
   lower = float(dynamics.input_gradient_norms(d_fn, x).max())
-  upper = float(dynamics.sigma_product(dynamics.normalized_d_params(gan, state.replace(d_sn=d_sn))))
+  upper = float(dynamics.sigma_product(dynamics.normalized_d_params(gan, with_sn(d_sn))))
   assert lower <= upper + 1e-4 and abs(upper - 1.0) < 1e-2

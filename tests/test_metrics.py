@@ -180,7 +180,7 @@ class _PixelExtractor:
         batch_size)
 
 
-def test_evaluate_generator_plumbing_and_reference_cache(tmp_path, monkeypatch):
+def test_evaluate_sampler_plumbing_and_reference_cache(tmp_path, monkeypatch):
   monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
   rng = np.random.default_rng(9)
   real = rng.integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)
@@ -194,7 +194,7 @@ def test_evaluate_generator_plumbing_and_reference_cache(tmp_path, monkeypatch):
     return real[start:start + n].astype(np.float32) / 127.5 - 1.0
   sample_fn.pos = 0
 
-  out = evaluate.evaluate_generator(sample_fn, 40, str(tmp_path / "real.npz"),
+  out = evaluate.evaluate_sampler(sample_fn, 40, str(tmp_path / "real.npz"),
                                     metrics=("fid", "kid", "is", "pr"), extractor=ex,
                                     batch_size=16)
   assert ex.images_seen == 80  # 40 generated + 40 reference.
@@ -207,7 +207,7 @@ def test_evaluate_generator_plumbing_and_reference_cache(tmp_path, monkeypatch):
       "test-weights")
   sample_fn.pos = 0
   protocol._MEMORY.clear()  # pylint: disable=protected-access
-  evaluate.evaluate_generator(sample_fn, 40, str(tmp_path / "real.npz"), metrics="fid",
+  evaluate.evaluate_sampler(sample_fn, 40, str(tmp_path / "real.npz"), metrics="fid",
                               extractor=ex, batch_size=16)
   assert ex.images_seen == 120  # reference statistics came from the disk cache.
   assert len(list((tmp_path / "cache" / "fid_stats").glob("*.npz"))) == 1

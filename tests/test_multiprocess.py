@@ -15,7 +15,6 @@ import jax
 import numpy as np
 
 from ganzoo import checkpoint
-from ganzoo import steps
 from ganzoo import train
 from tests.test_steps import ROOT, assert_trees_close, load_config
 from tests.test_train import one_device, read_metrics, write_npz
@@ -65,14 +64,14 @@ def test_two_processes_equal_one_process(tmp_path):
   config = load_config("dcgan", "tiny")
   config.data.name, config.data.path = "npz", data
   _, gan, _ = train.setup(config, one_device())
-  target = steps.init_state(gan, jax.random.PRNGKey(0))
+  target = gan.init(jax.random.PRNGKey(0))
   a, step_a = checkpoint.latest_state(str(multi), target)
   b, step_b = checkpoint.latest_state(str(single), target)
   assert step_a == step_b == 3
   assert_trees_close(jax.device_get(a), jax.device_get(b), rtol=1e-5, atol=1e-5)
   # Training changed D (the comparison is not between two initial states).
   moved = max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
-              for x, y in zip(jax.tree.leaves(b.d_params), jax.tree.leaves(target.d_params)))
+              for x, y in zip(jax.tree.leaves(b.nets["d"].params), jax.tree.leaves(target.nets["d"].params)))
   assert moved > 1e-4
   ma, mb = read_metrics(multi), read_metrics(single)
   assert [l["step"] for l in ma] == [l["step"] for l in mb] == [0, 1, 2, 3]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ganzoo import sample as sample_lib
 from ganzoo import sampling
-from ganzoo import steps
+from ganzoo import methods
 from ganzoo import train
 from tests.test_steps import ROOT, load_config
 from tests.test_train import one_device, read_metrics, write_npz
@@ -50,16 +50,16 @@ def test_sheets_have_the_layout_and_the_ema_generator_images(run_dir, tmp_path):
   assert sheet.shape == (3 * tile + 2, 4 * tile + 2, 3)
   # The same images computed directly from the restored state.
   config = sample_lib.load_run_config(str(run_dir))
-  gan = sample_lib.build_gan(config)
+  gan = sample_lib.build_method(config)
   assert gan.num_classes == 5
   state, step = sample_lib.restore_state(gan, str(run_dir))
   assert step == 2
   z = sampling.truncated_normal(jax.random.PRNGKey(7), (12, gan.z_dim), 0.5)
   y = np.repeat(np.array([0, 3, 4], np.int32), 4)
-  images = np.asarray(steps.generate(gan, state, z, y, use_ema=True))
+  images = np.asarray(gan.generate(state, z, y, use_ema=True))
   expected = sampling.make_grid(images, nrow=4)
   assert np.abs(sheet.astype(int) - expected.astype(int)).max() <= 1
-  raw = np.asarray(steps.generate(gan, state, z, y, use_ema=False))
+  raw = np.asarray(gan.generate(state, z, y, use_ema=False))
   assert np.abs(raw - images).max() > 1e-4, "EMA and raw generator should differ after an EMA update"
 
   out = sample_lib.sample(str(run_dir), "truncation", out=str(tmp_path / "t.png"), num=3,
@@ -93,9 +93,9 @@ def test_missing_checkpoint_and_data_are_one_line_errors(run_dir, tmp_path):
   config = sample_lib.load_run_config(str(run_dir))
   config.data.path = str(tmp_path / "gone.npz")
   with pytest.raises(ValueError):
-    sample_lib.build_gan(config)
+    sample_lib.build_method(config)
   # Without the data, the shape and classes can be given.
-  gan = sample_lib.build_gan(config, (32, 32, 3), 5)
+  gan = sample_lib.build_method(config, (32, 32, 3), 5)
   assert gan.num_classes == 5 and gan.image_shape == (32, 32, 3)
 
 
@@ -113,11 +113,11 @@ def test_num_steps_zero_builds_logs_counts_and_exits(tmp_path):
   assert len(lines) == 1 and lines[0]["step"] == 0
   # The counts are those of the models the config builds.
   config = tiny_biggan(tmp_path)
-  gan = steps.build(config, (32, 32, 3), 5)
-  state = jax.eval_shape(lambda k: steps.init_state(gan, k), jax.random.PRNGKey(0))
-  g, d = (sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t)) for t in (state.g_params, state.d_params))
+  gan = methods.build(config, methods.DataSpec((32, 32, 3), 5))
+  state = jax.eval_shape(gan.init, jax.random.PRNGKey(0))
+  g, d = (sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.nets[n].params)) for n in ("g", "d"))
   assert lines[0]["params/g"] == g and lines[0]["params/d"] == d
-  assert f"G {g:,} params, D {d:,} params" in done.stdout
+  assert f"params g {g:,}, d {d:,}" in done.stdout
   assert "done: step 0" in done.stdout
   assert not os.listdir(workdir / "checkpoints") and not os.path.exists(workdir / "samples")
   with open(workdir / "config.json") as f:

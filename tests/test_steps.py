@@ -1,4 +1,4 @@
-"""The jitted GAN step: determinism, data parallelism, accumulation, EMA, clipping, n_critic."""
+"""The `gan` family's jitted step: determinism, accumulation, EMA, clipping, n_critic, lazy penalties."""
 
 import importlib.util
 import os
@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganzoo import methods
 from ganzoo import parallel
-from ganzoo import steps
+from ganzoo import step as step_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,21 +22,29 @@ def load_config(name: str, arg: str = "tiny"):
   return module.get_config(arg)
 
 
-def make_batch(config, image_shape, seed=0, num_classes=10):
+def make_batch(config, image_shape, seed=0, num_classes=10, count=None):
+  """{'real': uint8 images [count, B, ...] and labels [count, B]} (count = train.d_steps)."""
   rng = np.random.default_rng(seed)
-  d, b = config.train.d_steps, config.data.batch_size
-  return {"image": rng.uniform(-1, 1, (d, b, *image_shape)).astype(np.float32),
-          "label": rng.integers(0, num_classes, (d, b)).astype(np.int32)}
+  d, b = count or config.train.d_steps, config.data.batch_size
+  return {"real": {"image": rng.integers(0, 256, (d, b, *image_shape), dtype=np.uint8),
+                   "label": rng.integers(0, num_classes, (d, b)).astype(np.int32)}}
+
+
+def build(config, image_shape, num_classes=0):
+  return methods.build(config, methods.DataSpec(tuple(image_shape), num_classes))
 
 
 def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0):
-  gan = steps.build(config, image_shape, num_classes)
-  state = parallel.replicate(steps.init_state(gan, jax.random.PRNGKey(config.seed)), mesh)
-  step = steps.make_train_step(gan, mesh, donate=False)
+  """n steps of the gan family on `make_batch` batches; returns (host state, [metrics])."""
+  gan = build(config, image_shape, num_classes)
+  state = parallel.replicate(gan.init(jax.random.PRNGKey(config.seed)), mesh)
+  cache = step_lib.StepCache(gan, mesh, donate=False)
   all_metrics = []
   for i in range(n):
-    batch = parallel.global_batch(make_batch(config, image_shape, seed + i, max(num_classes, 1)), mesh)
-    state, metrics = step(state, batch)
+    plan = gan.plan(i)
+    count = step_lib.stream_counts(plan)["real"]
+    batch = parallel.global_batch(make_batch(config, image_shape, seed + i, max(num_classes, 1), count), mesh)
+    state, metrics = cache(plan)(state, batch)
     all_metrics.append(jax.device_get(metrics))
   return jax.device_get(state), all_metrics
 
@@ -49,39 +58,15 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
                                err_msg=jax.tree_util.keystr(path))
 
 
-@pytest.mark.parametrize("name,shape", [("dcgan", (32, 32, 3)), ("sngan", (32, 32, 3))])
-def test_eight_devices_equal_one_device(name, shape):
-  """One step on 8 devices (global batch sharded, cross-replica BN) equals the 1-device step.
-
-  Adam's eps is raised to 1e-3 here. G's biases upstream of its last BatchNorm (SNGAN's and
-  BigGAN's block convs, as in the authors' code) are cancelled by that BatchNorm: their true
-  gradient is 0 and the computed one is rounding noise (~1e-9) whose sign depends on the summation
-  order. Adam with eps=1e-8 turns that noise into +-lr steps, so those (output-neutral) leaves would
-  differ by 2*lr between device counts. eps=1e-3 makes such steps vanish; every other leaf and
-  every computation of the step is compared as is.
-  """
-  assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
-  config = load_config(name)
-  config.data.batch_size = 16
-  for net in ("g", "d"):
-    config.optim[net].eps = 1e-3
-  one, m1 = run_steps(config, shape, parallel.make_mesh(jax.devices()[:1]), n=1)
-  eight, m8 = run_steps(config, shape, parallel.make_mesh(jax.devices()), n=1)
-  assert_trees_close(one, eight)
-  for k in m1[0]:
-    np.testing.assert_allclose(m1[0][k], m8[0][k], rtol=1e-5, atol=1e-6, err_msg=k)
-
-
 def test_step_is_deterministic_and_changes_params():
   config = load_config("dcgan")
   mesh = parallel.make_mesh(jax.devices()[:1])
   a, ma = run_steps(config, (28, 28, 1), mesh)
   b, mb = run_steps(config, (28, 28, 1), mesh)
   assert_trees_close(a, b, rtol=0, atol=0)
-  gan = steps.build(config, (28, 28, 1))
-  init = steps.init_state(gan, jax.random.PRNGKey(config.seed))
+  init = build(config, (28, 28, 1)).init(jax.random.PRNGKey(config.seed))
   assert int(a.step) == 2
-  delta = jax.tree.map(lambda x, y: float(jnp.abs(x - y).max()), a.g_params, init.g_params)
+  delta = jax.tree.map(lambda x, y: float(jnp.abs(x - y).max()), a.nets["g"].params, init.nets["g"].params)
   assert max(jax.tree.leaves(delta)) > 0
   for m in ma:
     assert set(m) >= {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"}
@@ -89,14 +74,16 @@ def test_step_is_deterministic_and_changes_params():
 
 
 def test_grad_accumulation_equals_large_batch():
-  """4 micro-batches of 8 == one batch of 32 (no batch statistics: SNGAN CNN D has no BN,
-  and G's BN only sees its own micro-batch, so compare the D update of a hinge/SN model with
-  a G without BN: the MLP)."""
+  """4 micro-batches of 8 == one batch of 32 for a GAN without batch statistics (MLP G, SN-MLP D).
+
+  Both runs compute the same sums in a different order (float32): the gradients differ by
+  ~1e-7 relative, and two Adam steps with b1=0 (lr * g / (sqrt(v) + eps)) keep that relative
+  size, so rtol 2e-5 leaves two orders of magnitude of headroom."""
   config = load_config("gan")
   config.data.batch_size = 32
-  config.sn.d = True
+  config.nets.d.sn.enabled = True
   for net in ("g", "d"):
-    config.optim[net] = dict(name="adam", lr=1e-3, b1=0.0, b2=0.9, eps=1e-8, decay="none")
+    config.nets[net].optim.update(dict(name="adam", lr=1e-3, b1=0.0, b2=0.9, eps=1e-8, decay="none"))
   mesh = parallel.make_mesh(jax.devices()[:1])
   full, m_full = run_steps(config, (28, 28, 1), mesh, n=2)
   config.train.grad_accum = 4
@@ -108,39 +95,99 @@ def test_grad_accumulation_equals_large_batch():
 
 def test_n_critic_ema_and_clipping():
   config = load_config("wgan")          # clip 0.01, n_critic 5
-  config.train.ema_decay = 0.9
+  config.nets.g.ema.decay = 0.9
   for net in ("g", "d"):                # Adam instead of RMSprop: its state counts the updates
-    config.optim[net] = dict(name="adam", lr=5e-5, b1=0.5, b2=0.999, eps=1e-8, decay="none")
+    config.nets[net].optim.update(dict(name="adam", lr=5e-5, b1=0.5, b2=0.999, eps=1e-8, decay="none"))
   mesh = parallel.make_mesh(jax.devices()[:1])
-  gan = steps.build(config, (28, 28, 1))
-  state0 = steps.init_state(gan, jax.random.PRNGKey(0))
-  step = steps.make_train_step(gan, mesh, donate=False)
+  gan = build(config, (28, 28, 1))
+  state0 = gan.init(jax.random.PRNGKey(0))
+  step = step_lib.make_step(gan, gan.plan(0), mesh, donate=False)
   batch = parallel.global_batch(make_batch(config, (28, 28, 1)), mesh)
-  assert batch["image"].shape[0] == 5
+  assert batch["real"]["image"].shape[0] == 5
   state1, _ = step(state0, batch)
+  d1, g1 = state1.nets["d"], state1.nets["g"]
   # Every D leaf is clipped to [-c, c].
-  assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(state1.d_params)) <= 0.01 + 1e-7
+  assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(d1.params)) <= 0.01 + 1e-7
   # The D optimizer counted 5 updates, the G optimizer 1.
-  d_counts = [int(x) for x in jax.tree.leaves(state1.d_opt_state) if jnp.ndim(x) == 0 and x.dtype == jnp.int32]
-  g_counts = [int(x) for x in jax.tree.leaves(state1.g_opt_state) if jnp.ndim(x) == 0 and x.dtype == jnp.int32]
+  d_counts = [int(x) for x in jax.tree.leaves(d1.opt_state) if jnp.ndim(x) == 0 and x.dtype == jnp.int32]
+  g_counts = [int(x) for x in jax.tree.leaves(g1.opt_state) if jnp.ndim(x) == 0 and x.dtype == jnp.int32]
   assert d_counts and all(c == 5 for c in d_counts), d_counts
   assert g_counts and all(c == 1 for c in g_counts), g_counts
-  # EMA: ema1 = 0.9 * ema0 + 0.1 * g1, and ema0 = g0.
-  expected = jax.tree.map(lambda e, g: 0.9 * e + 0.1 * g, state0.g_params, state1.g_params)
-  assert_trees_close(jax.device_get(state1.ema_params), jax.device_get(expected), rtol=1e-6, atol=1e-7)
+  # EMA: ema1 = 0.9 * ema0 + 0.1 * g1, and ema0 = g0; the EMA of BN statistics follows the same rule.
+  g0 = state0.nets["g"]
+  expected = jax.tree.map(lambda e, g: 0.9 * e + 0.1 * g, g0.params, g1.params)
+  assert_trees_close(jax.device_get(g1.ema), jax.device_get(expected), rtol=1e-6, atol=1e-7)
+  expected_bs = jax.tree.map(lambda e, g: 0.9 * e + 0.1 * g, g0.batch_stats, g1.batch_stats)
+  assert jax.tree.leaves(g0.batch_stats), "the DCGAN G has BatchNorm"
+  assert_trees_close(jax.device_get(g1.ema_batch_stats), jax.device_get(expected_bs), rtol=1e-6, atol=1e-7)
+  # D has no EMA: no second copy of its params.
+  assert d1.ema == {} and d1.ema_batch_stats == {}
+
+
+def test_ema_generator_samples_with_ema_statistics():
+  """Sampling the EMA generator uses the EMA of the BN statistics (not the raw G's running ones)."""
+  config = load_config("dcgan")
+  config.nets.g.ema.decay = 0.5
+  gan = build(config, (28, 28, 1))
+  state = gan.init(jax.random.PRNGKey(0))
+  g = state.nets["g"]
+  shifted = jax.tree.map(lambda a: a + 1.0, g.ema_batch_stats)
+  z, _ = gan.fixed_inputs(0, 4)
+  a = gan.generate(state, z)
+  b = gan.generate(state.replace(nets={**state.nets, "g": g.replace(ema_batch_stats=shifted)}), z)
+  c = gan.generate(state.replace(nets={**state.nets, "g": g.replace(batch_stats=shifted)}), z)
+  assert float(jnp.abs(a - b).max()) > 1e-3      # the EMA statistics are used ...
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(c))   # ... and the raw ones are not
+
+
+def test_lazy_penalty_runs_every_k_steps_scaled_and_rescales_adam():
+  """R1 with every=4 (StyleGAN2's lazy regularization): a separate d_reg update at steps 0, 4, ...;
+  its loss is 4 x the penalty; D's Adam uses lr * 4/5 and betas ** (4/5)."""
+  config = load_config("gan")
+  config.data.batch_size = 8
+  config.penalties.r1 = dict(weight=5.0, every=4)
+  config.nets.d.optim.update(dict(name="adam", lr=2e-4, b1=0.0, b2=0.99))
+  gan = build(config, (28, 28, 1))
+  plans = [gan.plan(s) for s in range(6)]
+  assert [tuple(p.name for p in plan.phases) for plan in plans] == [
+      ("d", "d_reg", "g"), ("d", "g"), ("d", "g"), ("d", "g"), ("d", "d_reg", "g"), ("d", "g")]
+  reg = plans[0].phases[1]
+  assert reg.scale == 4.0 and reg.repeats == 1 and reg.stream == "real"
+  # Two compiled steps cover every plan; D's optimizer counts the extra update.
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  state, metrics = run_steps(config, (28, 28, 1), mesh, n=5)
+  assert "train/reg_penalty" in metrics[0] and "train/reg_penalty" not in metrics[1]
+  counts = [int(x) for x in jax.tree.leaves(state.nets["d"].opt_state) if jnp.ndim(x) == 0 and x.dtype == jnp.int32]
+  assert counts and all(c == 5 + 2 for c in counts), counts
+  # Adam hyper-parameters: one update from zero moments moves a leaf by lr' * g / (|g| + eps) = lr'.
+  spec = gan.nets["d"]
+  params = {"w": jnp.ones((3,))}
+  updates, _ = spec.tx.update({"w": jnp.array([1.0, -2.0, 3.0])}, spec.tx.init(params), params)
+  np.testing.assert_allclose(np.asarray(updates["w"]), -2e-4 * 0.8 * np.sign([1.0, -2.0, 3.0]), rtol=1e-5)
 
 
 def test_wrong_number_of_real_batches_is_an_error():
   config = load_config("wgan")
-  gan = steps.build(config, (28, 28, 1))
-  state = steps.init_state(gan, jax.random.PRNGKey(0))
-  step = steps.make_train_step(gan, None, donate=False)
+  gan = build(config, (28, 28, 1))
+  state = gan.init(jax.random.PRNGKey(0))
+  step = step_lib.make_step(gan, gan.plan(0), None, donate=False)
   batch = make_batch(config, (28, 28, 1))
-  batch["image"] = batch["image"][:2]
-  with pytest.raises(ValueError, match="train.d_steps=5"):
+  batch["real"] = {k: v[:2] for k, v in batch["real"].items()}
+  with pytest.raises(ValueError, match="stream 'real' delivered 2 batches; this plan needs 5"):
     step(state, batch)
 
 
 def test_batch_not_divisible_by_devices():
   with pytest.raises(ValueError, match="divisible by the number of devices"):
     parallel.check_batch_size(12, parallel.make_mesh(jax.devices()))
+
+
+def test_constant_then_linear_decay():
+  """decay_start: the rate stays at lr for decay_start steps, then falls linearly to 0 at the end."""
+  from ganzoo import nets as nets_lib  # pylint: disable=g-import-not-at-top
+  cfg = nets_lib.net_config(lr=1.0, decay="linear", decay_start=100).optim
+  sched = nets_lib.learning_rate(cfg, 200, decay_start=100)
+  np.testing.assert_allclose([float(sched(s)) for s in (0, 99, 100, 150, 199, 200)],
+                             [1.0, 1.0, 1.0, 0.5, 0.01, 0.0], atol=1e-6)
+  with pytest.raises(ValueError, match="decay_start"):
+    nets_lib.learning_rate(cfg, 100, decay_start=100)

@@ -30,19 +30,21 @@ tfds data sets are read with ``tfds.data_source`` (ArrayRecord, no TensorFlow ne
 be prepared already (nothing is downloaded). A missing data set raises ``DatasetNotFoundError``
 (a ValueError) whose one-line message says how to get it.
 
-Batches: ``{'image': float32 [steps_per_call, B_local, *image_shape] in [-1, 1] (x / 127.5 - 1),
-'label': int32 [steps_per_call, B_local]}`` ('label' only for labelled data). The order is a pure
-function of (seed, N, B, step): see ``Dataset``. Synthetic 2-D data is float32 [.., 2], unscaled,
-labelled by mode index.
+Training reads named streams with ``Dataset.read(stream, offset, count, batch_size)``: uint8 pixels
+(mapped to [-1, 1] on the devices by ``ganzoo.step``), labels int32, a batch being a pure function
+of (seed, stream name, example offset); see ``Dataset``. ``Dataset.batches`` is the same stream as
+float32 [-1, 1] batches for notebooks and tools. Synthetic 2-D data is float32 [.., 2], unscaled,
+labelled by mode index. A non-square image resized to a square ``image_size`` is first
+centre-cropped on its long edge.
 """
 
 from ganzoo.data import synthetic
 from ganzoo.data.pipeline import build_dataset
 from ganzoo.data.pipeline import Dataset
-from ganzoo.data.pipeline import epoch_permutation
 from ganzoo.data.pipeline import load_images
 from ganzoo.data.pipeline import prefetch
 from ganzoo.data.pipeline import Prefetcher
+from ganzoo.data.pipeline import stream_permutation
 from ganzoo.data.pipeline import to_float
 from ganzoo.data.sources import ArraySource
 from ganzoo.data.sources import DatasetNotFoundError
@@ -53,6 +55,6 @@ from ganzoo.data.sources import TfdsSource
 
 __all__ = [
     'ArraySource', 'Dataset', 'DatasetNotFoundError', 'FolderSource', 'Prefetcher', 'TfdsSource',
-    'build_dataset', 'epoch_permutation', 'load_images', 'open_source', 'prefetch', 'read_idx',
+    'build_dataset', 'stream_permutation', 'load_images', 'open_source', 'prefetch', 'read_idx',
     'synthetic', 'to_float',
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import zlib
 import threading
 from typing import Any, Iterator, Mapping
 
@@ -16,21 +17,23 @@ def to_float(images: np.ndarray) -> np.ndarray:
   return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  """The order of epoch ``epoch``: ``np.random.default_rng([seed, epoch]).permutation(n)``."""
-  return np.random.default_rng([seed, epoch]).permutation(n)
+def stream_permutation(seed: int, stream: str, epoch: int, n: int) -> np.ndarray:
+  """The order of epoch ``epoch`` of stream ``stream``: ``default_rng([seed, crc32(stream), epoch])``."""
+  return np.random.default_rng([int(seed), zlib.crc32(stream.encode()), int(epoch)]).permutation(n)
 
 
 class Dataset:
-  """Batches of one source for one process of a (possibly multi-host) run.
+  """Named streams of batches of one source, for one process of a (possibly multi-host) run.
 
-  Global batch k (k = 0, 1, ...) with global size B over N examples comes from epoch
-  ``e = k // (N // B)``: it is ``perm_e[o : o + B]`` with ``o = (k mod (N // B)) * B`` and
-  ``perm_e = epoch_permutation(seed, e, N)`` (the last ``N mod B`` examples of each epoch's order
-  are dropped). Process p of P takes the contiguous slice ``[p * B / P, (p + 1) * B / P)`` of it.
-  So the stream is a pure function of (seed, N, B, k): restarting at ``start_step`` continues
-  exactly, and the union over processes is the one-process global batch. Synthetic sources draw
-  global batch k from ``default_rng([seed, k, 0x5EED])`` and are sliced the same way.
+  A stream is the infinite sequence of examples ``perm_0 ++ perm_1 ++ ...`` with
+  ``perm_e = stream_permutation(seed, stream, e, N)``: no example is dropped at epoch ends, and the
+  global batch of size B that starts at example ``offset`` is examples ``offset .. offset + B - 1``
+  of it. The training loop advances each stream's offset by the examples its plan read, so a batch
+  is a pure function of (seed, stream, offset), whatever batch sizes earlier plans used (ProGAN's
+  stages); two streams of one source (different names) are independent orders. Process p of P
+  reads the contiguous slice ``[p * B / P, (p + 1) * B / P)`` of each global batch, so the union
+  over processes is the one-process batch. Synthetic 2-D sources draw the global batch at
+  ``offset`` from their generator seeded by (seed, crc32(stream), offset).
 
   Attributes:
     image_shape: (H, W, C) of the batches ((2,) for synthetic 2-D data).
@@ -49,7 +52,7 @@ class Dataset:
     self.process_count = int(process_count)
     self.global_batch_size = global_batch_size
     self.name = name or getattr(source, 'name', '')
-    self._perm_cache: dict[int, np.ndarray] = {}
+    self._perm: dict[tuple[str, int], np.ndarray] = {}
     if global_batch_size is not None:
       self._check_batch(global_batch_size)
 
@@ -73,10 +76,6 @@ class Dataset:
   def is_synthetic(self) -> bool:
     return isinstance(self.source, sources_lib.SyntheticSource)
 
-  def steps_per_epoch(self, global_batch_size: int) -> int | None:
-    """Global batches per epoch, ``N // B`` (None for synthetic data)."""
-    return None if self.num_examples is None else self.num_examples // global_batch_size
-
   def _check_batch(self, b: int) -> None:
     if int(b) != b or b < 1:
       raise ValueError(f'data.batch_size must be a positive int, got {b!r}.')
@@ -87,50 +86,63 @@ class Dataset:
       raise ValueError(f'global batch size {b} exceeds the {self.num_examples} examples of '
                        f'{self.name}: lower data.batch_size.')
 
-  def _permutation(self, epoch: int) -> np.ndarray:
-    perm = self._perm_cache.get(epoch)
-    if perm is None:
-      perm = epoch_permutation(self.seed, epoch, self.num_examples)
-      self._perm_cache = {epoch: perm}  # keep one epoch: batches are read in order
-    return perm
-
-  def global_indices(self, k: int, global_batch_size: int) -> np.ndarray:
-    """Example indices of global batch ``k`` (all processes), int64 [B]."""
-    per_epoch = self.num_examples // global_batch_size
-    epoch, offset = divmod(int(k), per_epoch)
-    return self._permutation(epoch)[offset * global_batch_size:(offset + 1) * global_batch_size]
-
-  def local_batch(self, k: int, global_batch_size: int) -> dict[str, np.ndarray]:
-    """This process's slice of global batch k: image float32 [B_local, ...], label int32 [B_local]."""
-    b_local = global_batch_size // self.process_count
-    lo, hi = self.process_index * b_local, (self.process_index + 1) * b_local
-    if self.is_synthetic:
-      full = self.source.global_batch(self.seed, int(k), global_batch_size)
-      return {key: value[lo:hi] for key, value in full.items()}
-    out = self.source.get(self.global_indices(k, global_batch_size)[lo:hi])
-    out['image'] = to_float(out['image'])
-    if 'label' in out:
-      out['label'] = out['label'].astype(np.int32)
+  def indices(self, stream: str, start: int, count: int) -> np.ndarray:
+    """Example indices of examples ``start .. start + count - 1`` of ``stream``, int64 [count]."""
+    n = self.num_examples
+    out = np.empty(count, np.int64)
+    i = 0
+    while i < count:
+      epoch, pos = divmod(start + i, n)
+      perm = self._perm.get((stream, epoch))
+      if perm is None:  # keep one epoch per stream: streams are read in order
+        perm = stream_permutation(self.seed, stream, epoch, n)
+        self._perm = {k: v for k, v in self._perm.items() if k[0] != stream}
+        self._perm[(stream, epoch)] = perm
+      take = min(count - i, n - pos)
+      out[i:i + take] = perm[pos:pos + take]
+      i += take
     return out
 
-  def batches(self, start_step: int = 0, global_batch_size: int | None = None,
-              steps_per_call: int = 1) -> Iterator[dict[str, np.ndarray]]:
-    """Infinite iterator of ``{'image': float32 [S, B_local, *image_shape] in [-1, 1],
-    'label': int32 [S, B_local]}`` (S = steps_per_call); call c stacks global batches
-    ``c * S + i``, i < S, starting at c = start_step."""
+  def read(self, stream: str, offset: int, count: int, batch_size: int) -> dict[str, np.ndarray]:
+    """``count`` consecutive global batches of ``batch_size`` from example ``offset`` of ``stream``;
+    this process's slices stacked: {'image': uint8 [count, B_local, ...], 'label': int32 [count,
+    B_local]} (float32 points for synthetic 2-D data)."""
+    self._check_batch(batch_size)
+    b_local = batch_size // self.process_count
+    lo = self.process_index * b_local
+    parts = []
+    for c in range(count):
+      start = offset + c * batch_size
+      if self.is_synthetic:
+        seed = (self.seed * 1_000_003 + zlib.crc32(stream.encode())) % (2 ** 32)
+        full = self.source.global_batch(seed, start, batch_size)
+        parts.append({k: v[lo:lo + b_local] for k, v in full.items()})
+        continue
+      out = self.source.get(self.indices(stream, start + lo, b_local))
+      if 'label' in out:
+        out['label'] = out['label'].astype(np.int32)
+      parts.append(out)
+    return {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+
+  def batches(self, start_step: int = 0, global_batch_size: int | None = None, steps_per_call: int = 1,
+              stream: str = 'real') -> Iterator[dict[str, np.ndarray]]:
+    """Infinite iterator of float batches of one stream for tools and notebooks:
+    ``{'image': float32 [S, B_local, *image_shape] in [-1, 1], 'label': int32 [S, B_local]}``
+    (S = steps_per_call); call c holds the stream's global batches ``(start_step + c) * S + i``."""
     b = self.global_batch_size if global_batch_size is None else global_batch_size
     if b is None:
       raise ValueError('no batch size: pass global_batch_size or set data.batch_size.')
     self._check_batch(b)
     if steps_per_call < 1 or start_step < 0:
       raise ValueError(f'need steps_per_call >= 1 and start_step >= 0, got {steps_per_call}, {start_step}.')
-    return self._iterate(int(start_step), int(b), int(steps_per_call))
+    return self._iterate(stream, int(start_step), int(b), int(steps_per_call))
 
-  def _iterate(self, start_step: int, b: int, s: int) -> Iterator[dict[str, np.ndarray]]:
-    step = start_step
+  def _iterate(self, stream: str, step: int, b: int, s: int) -> Iterator[dict[str, np.ndarray]]:
     while True:
-      parts = [self.local_batch(step * s + i, b) for i in range(s)]
-      yield {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+      out = self.read(stream, step * s * b, s, b)
+      if out['image'].dtype == np.uint8:
+        out['image'] = to_float(out['image'])
+      yield out
       step += 1
 
 

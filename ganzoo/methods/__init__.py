@@ -1,0 +1,138 @@
+"""Families of generative models as implementations of one training protocol, keyed by `config.method`.
+
+`train.py`, `evaluate.py`, `sample.py` and `dynamics.py` use only this interface, never a family's
+own names (no generator/discriminator fields), so a new family runs through all of them:
+
+    method = methods.build(config, DataSpec(image_shape=(32, 32, 3), num_classes=10))
+    state = method.init(jax.random.PRNGKey(config.seed))   # a ganzoo.state.TrainState
+    plan = method.plan(step)                                # host side; one compiled step per plan
+    streams = method.streams(plan)                          # what the data pipeline delivers
+    images = method.sample(state, rng, n, condition=None)   # inference mode, EMA networks
+
+Adding a family touches:
+  1. a methods file `ganzoo/methods/<family>.py`: a `Method` subclass registered with
+     `@methods.register('<family>')` (its networks as `nets.NetSpec`s, its phases as
+     `step.Phase`s: losses, repeats, intervals, streams; its sampler), imported at the bottom of
+     this file;
+  2. a config `configs/<name>.py` setting `config.method = '<family>'` and its networks'
+     sections `config.nets.<name>`;
+  3. a model file under `ganzoo/models/` if the architecture is new.
+Never `train.py`. The parametrized tests (8 devices == 1 device, resumed run == unbroken run) pick
+every registered family up through `Method.test_config` with no test edits.
+"""
+
+import abc
+from typing import Any, Callable, NamedTuple
+
+import jax
+import ml_collections
+
+from ganzoo import nets as nets_lib
+from ganzoo import step as step_lib
+from ganzoo.state import TrainState
+
+PyTree = Any
+
+
+class DataSpec(NamedTuple):
+  """What a family needs to know of its data to build its networks."""
+  image_shape: tuple[int, ...]
+  num_classes: int = 0          # 0 = unlabelled (or labels unused)
+
+
+class StreamSpec(NamedTuple):
+  """One data stream a plan reads: `count` global batches of `batch_size` per step from the data
+  config section `source` (a top-level config key, 'data' by default)."""
+  batch_size: int
+  count: int = 1
+  source: str = "data"
+
+
+class Method(abc.ABC):
+  """Base class of a family. Subclasses set `nets` and `phases` and implement `init`, `sample` and
+  `test_config`; the defaults below cover families whose plan is their phases at the due intervals."""
+
+  name: str = ""
+  nets: dict[str, nets_lib.NetSpec]
+  phases: tuple[step_lib.Phase, ...]
+
+  def __init__(self, config: ml_collections.ConfigDict, data: DataSpec):
+    self.config = config
+    self.data = data
+    self.grad_accum = int(config.train.get("grad_accum", 1))
+    self.batch_size = int(config.data.batch_size)
+
+  # -- training --------------------------------------------------------------------------------
+  @abc.abstractmethod
+  def init(self, rng: jax.Array) -> TrainState:
+    """The initial TrainState (jittable: the loop jits it with replicated out_shardings)."""
+
+  def plan(self, step: int) -> step_lib.StepPlan:
+    """The plan of the step that follows `step` completed steps (host side, cheap, cached by value)."""
+    return step_lib.plan_for_step(self.phases, int(step))
+
+  def streams(self, plan: step_lib.StepPlan) -> dict[str, StreamSpec]:
+    """{stream: StreamSpec} the pipeline must deliver for `plan`."""
+    return {name: StreamSpec(self.batch_size, n) for name, n in step_lib.stream_counts(plan).items()}
+
+  # -- inference -------------------------------------------------------------------------------
+  @abc.abstractmethod
+  def sample(self, state: TrainState, rng: jax.Array, n: int, condition: Any = None) -> jax.Array:
+    """n images NHWC in [-1, 1] in inference mode (jittable; `condition`: e.g. class labels [n])."""
+
+  def fixed_inputs(self, seed: int, n: int) -> PyTree:
+    """The fixed inputs of the sample grids (latents and classes, or validation images)."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), 0x5A3)
+
+  def sample_fixed(self, state: TrainState, inputs: PyTree, n: int) -> jax.Array:
+    """Images of the sample grids from `fixed_inputs` (jittable)."""
+    return self.sample(state, inputs, n)
+
+  def nll(self, state: TrainState, batch: PyTree) -> jax.Array | None:
+    """Negative log-likelihood in bits per dimension on a batch, for likelihood models; else None."""
+    return None
+
+  # -- reporting -------------------------------------------------------------------------------
+  def param_counts(self, state: TrainState) -> dict[str, int]:
+    from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
+    return {f"params/{n}": param_count(net.params) for n, net in state.nets.items()}
+
+  @classmethod
+  @abc.abstractmethod
+  def test_config(cls) -> tuple[ml_collections.ConfigDict, DataSpec]:
+    """A tiny config and data spec on which the family runs in seconds (parametrized tests)."""
+
+
+_REGISTRY: dict[str, Callable[..., Method]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+  """Class decorator registering a `Method` subclass under `config.method = name`."""
+
+  def wrap(cls):
+    if name in _REGISTRY:
+      raise ValueError(f"family {name!r} is registered twice")
+    cls.name = name
+    _REGISTRY[name] = cls
+    return cls
+
+  return wrap
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def get(name: str) -> type:
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown config.method {name!r}; choose from {names()}")
+  return _REGISTRY[name]
+
+
+def build(config: ml_collections.ConfigDict, data: DataSpec) -> Method:
+  """The family `config.method` (default 'gan') built for data described by `data`."""
+  return get(config.get("method", "gan"))(config, data)
+
+
+# Families register themselves on import (one line each).
+from ganzoo.methods import gan  # noqa: E402,F401

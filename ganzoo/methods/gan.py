@@ -1,0 +1,255 @@
+"""The `gan` family: one generator G(z[, y]) and one discriminator D(x[, y]) (`config.method = 'gan'`).
+
+Every adversarial objective of `ganzoo.objectives`, the penalties of `ganzoo.regularizers`,
+AC-GAN's auxiliary classifier, projection and conditional-BN conditioning, TTUR (per-network
+optimizers), n_critic, weight clipping, orthogonal regularization, spectral norm on either
+network, an EMA of G and gradient accumulation. Phases per step:
+
+  d       `train.d_steps` updates of D (n_critic), each on its own real batch and fresh fakes;
+          adversarial loss + AC-GAN term + every penalty with `every == 1`.
+  d_reg   every k steps when penalties have `every = k > 1` (lazy regularization, Karras et al.
+          2020, arXiv:1912.04958 Sec. 4 and stylegan2-ada-pytorch training/loss.py): the penalties
+          alone, times k, on the real batch of D's last update; D's Adam lr and betas are scaled
+          by k / (k + 1) (`nets.build_optimizer`).
+  g       `train.g_steps` updates of G on fresh latents.
+
+Decisions (each is what the reference implementations do unless said otherwise):
+- Each D update draws fresh z (and fake labels); so does each G update (BigGAN-PyTorch does this;
+  the DCGAN PyTorch example reuses the D step's fakes, which is cheaper but correlates the updates).
+- D sees the real and the fake batch in two separate calls, so a D with BatchNorm normalizes each
+  batch on its own statistics (DCGAN practice). Its running statistics are updated in D updates
+  only; G's only in G updates.
+- Spectral normalization: the power iteration runs once per update of the normalized network (D's
+  vectors in D updates, G's in G updates); the other network is normalized with its stored
+  vectors. The new vector is computed first and W/sigma is differentiated with it, which makes
+  gradient accumulation over micro-batches exact.
+- Penalties call D with the real labels, as the step before the protocol did.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from ganzoo import methods
+from ganzoo import models
+from ganzoo import nets as nets_lib
+from ganzoo import objectives
+from ganzoo import regularizers
+from ganzoo import step as step_lib
+from ganzoo.state import TrainState
+
+# The phase keys of the step that preceded the protocol (rng_d, rng_g = split(fold_in(rng, step)),
+# i.e. fold_in(., 0) and fold_in(., 1)): runs and checkpoints from before it continue unchanged.
+D_KEY, G_KEY, D_REG_KEY = 0, 1, 2
+
+
+def split_d_output(out: Any) -> tuple[jax.Array, jax.Array | None]:
+  """D returns logits [N] or {'logits': [N], 'class_logits': [N, K]} (auxiliary classifier)."""
+  if isinstance(out, dict):
+    return out["logits"], out.get("class_logits")
+  return out, None
+
+
+def aux_classifier_loss(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """AC-GAN's class term (Odena et al. 2017, 1610.09585): mean softmax cross-entropy."""
+  return optax.softmax_cross_entropy_with_integer_labels(class_logits, labels).mean()
+
+
+def build_penalties(cfg: ml_collections.ConfigDict) -> list[tuple[str, float, int, Any]]:
+  """[(name, weight, every, penalty_fn)] from `config.penalties` ({name: {weight, every, **kwargs}})."""
+  out = []
+  for name, p in cfg.items():
+    kwargs = {k: v for k, v in p.items() if k not in ("weight", "every")}
+    try:
+      fn = regularizers.get_penalty(name, **kwargs)
+    except ValueError as e:
+      raise ValueError(f"config.penalties.{name}: {e}") from None
+    every = int(p.get("every", 1))
+    if every < 1:
+      raise ValueError(f"config.penalties.{name}.every must be >= 1; got {every}")
+    out.append((name, float(p.get("weight", 0.0)), every, fn))
+  return out
+
+
+@methods.register("gan")
+class GAN(methods.Method):
+  """A GAN built from a config; the pure pieces a step, a sampler or a notebook needs."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
+    super().__init__(config, data)
+    conditional = bool(config.model.get("conditional", False))
+    if conditional and data.num_classes <= 0:
+      raise ValueError(f"config.model.conditional=True needs a labelled data set; {config.data.name!r} has no labels")
+    self.num_classes = int(data.num_classes) if conditional else 0
+    self.image_shape = tuple(data.image_shape)
+    self.z_dim = int(config.model.z_dim)
+    self.generator, self.discriminator = models.build(config.model, self.image_shape, self.num_classes)
+    loss_cfg = config.loss.to_dict()
+    self.aux_weight = float(loss_cfg.pop("aux_weight", 1.0))
+    self.objective = objectives.get_objective(loss_cfg.pop("name"), **loss_cfg)
+    t = config.train
+    self.d_steps, self.g_steps = int(t.get("d_steps", 1)), int(t.get("g_steps", 1))
+    if self.d_steps < 1 or self.g_steps < 1:
+      raise ValueError(f"train.d_steps and train.g_steps must be >= 1; got {self.d_steps}, {self.g_steps}")
+    penalties = build_penalties(config.get("penalties", ml_collections.ConfigDict()))
+    self.penalties = [p for p in penalties if p[2] == 1]
+    self.lazy_penalties = [p for p in penalties if p[2] > 1]
+    intervals = {p[2] for p in self.lazy_penalties}
+    if len(intervals) > 1:
+      raise ValueError(f"lazy penalties must share one interval; config.penalties has every={sorted(intervals)}")
+    self.reg_every = intervals.pop() if intervals else 0
+    unknown = set(config.nets.keys()) - {"g", "d"}
+    if unknown:
+      raise ValueError(f"config.nets has {sorted(unknown)}; the 'gan' family trains networks 'g' and 'd'")
+    num_steps = int(t.num_steps)
+    d_updates = self.d_steps + (1.0 / self.reg_every if self.reg_every else 0.0)
+    ratio = self.reg_every / (self.reg_every + 1.0) if self.reg_every else 1.0
+    self.nets = {
+        "g": nets_lib.build_spec(self.generator, config.nets.g, num_steps, self.g_steps),
+        "d": nets_lib.build_spec(self.discriminator, config.nets.d, num_steps, d_updates, lazy_ratio=ratio),
+    }
+    phases = [step_lib.Phase("d", ("d",), self._d_loss, self._d_prepare, repeats=self.d_steps, stream="real",
+                             key=D_KEY)]
+    if self.reg_every:
+      phases.append(step_lib.Phase("d_reg", ("d",), self._d_reg_loss, self._d_prepare, every=self.reg_every,
+                                   scale=float(self.reg_every), stream="real", key=D_REG_KEY))
+    phases.append(step_lib.Phase("g", ("g",), self._g_loss, self._g_prepare, repeats=self.g_steps, key=G_KEY))
+    self.phases = tuple(phases)
+
+  # -- latents and state -----------------------------------------------------------------------
+  def sample_latents(self, rng: jax.Array, n: int) -> tuple[jax.Array, jax.Array | None]:
+    """z ~ N(0, I) of shape [n, z_dim], and uniform labels when the GAN is conditional."""
+    rng_z, rng_y = jax.random.split(rng)
+    z = jax.random.normal(rng_z, (n, self.z_dim), jnp.float32)
+    y = jax.random.randint(rng_y, (n,), 0, self.num_classes) if self.num_classes else None
+    return z, y
+
+  def init(self, rng: jax.Array) -> TrainState:
+    """Initial state: params, optimizer states, SN vectors, batch stats, EMA copy, base key."""
+    rng_run, rng_g, rng_d, rng_gsn, rng_dsn, rng_drop = jax.random.split(rng, 6)
+    z, y = self.sample_latents(rng_run, 2)
+    g_vars = self.generator.init({"params": rng_g, "dropout": rng_drop}, z, y, train=False)
+    x = jnp.zeros((2, *self.image_shape), jnp.float32)
+    d_vars = self.discriminator.init({"params": rng_d, "dropout": rng_drop}, x, y, train=False)
+    nets = {"g": nets_lib.init_net(self.nets["g"], g_vars, rng_gsn),
+            "d": nets_lib.init_net(self.nets["d"], d_vars, rng_dsn)}
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=rng_run, nets=nets, extras={})
+
+  # -- phases ----------------------------------------------------------------------------------
+  def _real(self, data):
+    return data["image"], (data.get("label") if self.num_classes else None)
+
+  def _d_prepare(self, ctx: step_lib.Context, data, key):
+    real, real_y = self._real(data)
+    rng_lat, rng_pen, rng_drop, rng_g = jax.random.split(key, 4)
+    z, fake_y = self.sample_latents(rng_lat, real.shape[0])
+    fake = jax.lax.stop_gradient(ctx.apply("g", ctx.shard(z), fake_y, train=True, rng=rng_g))
+    drop_real, drop_fake = jax.random.split(rng_drop)
+    inputs = {"real": real, "real_y": real_y, "fake": fake, "fake_y": fake_y}
+    return inputs, {"rng_penalty": rng_pen, "drop_real": drop_real, "drop_fake": drop_fake}
+
+  def _penalty_terms(self, ctx, penalties, inp, metrics):
+    """sum of weight * penalty."""
+    total = 0.0
+    for name, weight, _, fn in penalties:
+
+      def d_fn(x):
+        return split_d_output(ctx.apply("d", x, inp["real_y"], train=True, rng=inp["drop_real"], update_stats=False))[0]
+
+      value = fn(d_fn, inp["real"], inp["fake"], inp["rng_penalty"])
+      metrics["penalty" if len(penalties) == 1 else f"penalty_{name}"] = value
+      total = total + weight * value
+    return total
+
+  def _d_loss(self, ctx: step_lib.Context, inp):
+    real_logits, real_cls = split_d_output(ctx.apply("d", inp["real"], inp["real_y"], rng=inp["drop_real"]))
+    fake_logits, fake_cls = split_d_output(ctx.apply("d", inp["fake"], inp["fake_y"], rng=inp["drop_fake"]))
+    loss = self.objective.d_loss(real_logits, fake_logits)
+    metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+    if real_cls is not None:
+      aux = aux_classifier_loss(real_cls, inp["real_y"]) + aux_classifier_loss(fake_cls, inp["fake_y"])
+      metrics["d_aux"] = aux
+      loss = loss + self.aux_weight * aux
+    if self.penalties:
+      loss = loss + self._penalty_terms(ctx, self.penalties, inp, metrics)
+    if len(metrics) > 3:
+      metrics["d_total"] = loss  # the loss with the penalty / auxiliary terms
+    return loss, metrics
+
+  def _d_reg_loss(self, ctx, inp):
+    metrics = {}
+    loss = self._penalty_terms(ctx, self.lazy_penalties, inp, metrics)
+    return loss, {f"reg_{k}": v for k, v in metrics.items()}
+
+  def _g_prepare(self, ctx, data, key):
+    del data
+    rng_lat, rng_drop = jax.random.split(key)
+    z, y = self.sample_latents(rng_lat, self.batch_size)
+    drop_g, drop_d = jax.random.split(rng_drop)
+    return {"z": z, "y": y}, {"drop_g": drop_g, "drop_d": drop_d}
+
+  def _g_loss(self, ctx, inp):
+    fake = ctx.apply("g", inp["z"], inp["y"], rng=inp["drop_g"])
+    fake_logits, fake_cls = split_d_output(ctx.apply("d", fake, inp["y"], rng=inp["drop_d"]))
+    loss = self.objective.g_loss(fake_logits, None)
+    metrics = {"g_loss": loss}
+    if fake_cls is not None:
+      aux = aux_classifier_loss(fake_cls, inp["y"])
+      metrics["g_aux"] = aux
+      loss = loss + self.aux_weight * aux
+    return loss, metrics
+
+  # -- inference -------------------------------------------------------------------------------
+  @property
+  def latent_dim(self) -> int:
+    return self.z_dim
+
+  def generate(self, state: TrainState, z: jax.Array, y: jax.Array | None = None, use_ema: bool = True) -> jax.Array:
+    """G(z, y) in inference mode (running BN statistics), from the EMA params and EMA statistics
+    when G has an EMA and `use_ema`."""
+    spec = self.nets["g"]
+    params, batch_stats = nets_lib.inference_variables(spec, state.nets["g"], use_ema)
+    images, _ = nets_lib.forward(spec, params, batch_stats, z, y, train=False)
+    return images
+
+  def discriminate(self, state: TrainState, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
+    """D's logits [N] in inference mode, with D's spectral normalization (stored vectors)."""
+    spec = self.nets["d"]
+    params, batch_stats = nets_lib.inference_variables(spec, state.nets["d"], use_ema=False)
+    out, _ = nets_lib.forward(spec, params, batch_stats, x, y, train=False)
+    return split_d_output(out)[0]
+
+  def sample(self, state, rng, n, condition=None):
+    z, y = self.sample_latents(rng, n)
+    if condition is not None:
+      y = jnp.asarray(condition, jnp.int32)
+    return self.generate(state, z, y)
+
+  def fixed_inputs(self, seed: int, n: int):
+    """The fixed latent batch of the sample grids (classes in order for conditional GANs)."""
+    z, _ = self.sample_latents(jax.random.fold_in(jax.random.PRNGKey(seed), 0x5A3), n)
+    y = (jnp.arange(n) % self.num_classes).astype(jnp.int32) if self.num_classes else None
+    return z, y
+
+  def sample_fixed(self, state, inputs, n):
+    z, y = inputs
+    return self.generate(state, z, y)
+
+  def param_counts(self, state):
+    from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
+    return {"params/g": param_count(state.nets["g"].params), "params/d": param_count(state.nets["d"].params)}
+
+  @classmethod
+  def test_config(cls):
+    from ganzoo import config as config_lib  # pylint: disable=g-import-not-at-top
+    c = config_lib.get_base_config()
+    config_lib.tiny(c)
+    c.model.name = "dcgan"
+    c.data.batch_size = 16
+    for net in ("g", "d"):   # a schedule over num_steps: a resume must not re-slope it
+      c.nets[net].optim.decay = "linear"
+    return c, methods.DataSpec((28, 28, 1), 10)
+

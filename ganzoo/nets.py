@@ -1,0 +1,214 @@
+"""One network's plumbing, written once for every family: build, normalize, forward, update.
+
+A family describes each of its networks by a `NetSpec` (the Flax module, its optimizer, its
+spectral normalization, EMA, orthogonal regularization and weight clipping) built from the
+network's config section `config.nets.<name>`:
+
+  nets.<name>.optim   optimizer: name (adam|rmsprop|sgd|adamw), lr, betas/eps/..., decay
+                      ('none' | 'linear'), decay_start (train steps at constant lr before the
+                      linear decay to 0 at the last step; CycleGAN's "100 + 100 epochs")
+  nets.<name>.sn      enabled, n_power_iterations, eps, include, exclude (regexes on param paths)
+  nets.<name>.ema     decay (0 = off), start (train step from which the EMA averages)
+  nets.<name>.ortho   orthogonal-regularization weight (BigGAN: 1e-4 on G)
+  nets.<name>.clip    weight-clipping bound c after each update (WGAN: 0.01 on D; 0 = off)
+
+The training step (`ganzoo.step`) calls `normalize` for every network a phase uses, `forward` to
+apply it, and `apply_grads` for every network a phase trains.
+"""
+
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from ganzoo import regularizers
+from ganzoo import spectral_norm as sn_lib
+from ganzoo.state import NetState
+
+PyTree = Any
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "adamw")
+
+
+class NetSpec(NamedTuple):
+  """A network and its training plumbing (static: hashed into compiled steps by identity)."""
+  module: nn.Module
+  tx: optax.GradientTransformation
+  sn: sn_lib.SpectralNorm
+  ema_decay: float = 0.0
+  ema_start: int = 0
+  ortho: float = 0.0
+  clip: float = 0.0
+
+  @property
+  def has_ema(self) -> bool:
+    return self.ema_decay > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Building from config.
+
+def net_config(**optim: Any) -> ml_collections.ConfigDict:
+  """The default section of one network (`config.nets.<name>`); `optim` overrides optimizer fields."""
+  opt = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none", decay_start=0,
+             decay_rate=0.99, momentum=0.0, weight_decay=0.0)
+  opt.update(optim)
+  return ml_collections.ConfigDict(dict(
+      optim=opt,
+      sn=dict(enabled=False, n_power_iterations=1, eps=1e-12,
+              include=ml_collections.FieldReference(None, field_type=str),
+              exclude=ml_collections.FieldReference(None, field_type=str)),
+      ema=dict(decay=0.0, start=0),
+      ortho=0.0,
+      clip=0.0))
+
+
+def learning_rate(cfg: ml_collections.ConfigDict, num_updates: int, decay_start: int = 0) -> optax.Schedule | float:
+  """Constant, or constant for `decay_start` updates then linear to 0 at update `num_updates`.
+
+  SNGAN decays from the first update (decay_start 0); CycleGAN and pix2pix keep the rate for the
+  first half (`niter`) and decay it over the second (`niter_decay`).
+  """
+  decay = cfg.get("decay", "none")
+  if decay == "none":
+    return cfg.lr
+  if decay == "linear":
+    decay_start = int(decay_start)
+    if not 0 <= decay_start < max(int(num_updates), 1):
+      raise ValueError(f"optim.decay_start must lie in [0, num_steps); got {decay_start} of {num_updates} updates")
+    linear = optax.linear_schedule(cfg.lr, 0.0, max(int(num_updates) - decay_start, 1))
+    if decay_start == 0:
+      return linear
+    return optax.join_schedules([optax.constant_schedule(cfg.lr), linear], [decay_start])
+  raise ValueError(f"unknown learning-rate decay {decay!r}; use 'none' or 'linear'")
+
+
+def build_optimizer(cfg: ml_collections.ConfigDict, num_updates: int, decay_start: int = 0,
+                    lazy_ratio: float = 1.0) -> optax.GradientTransformation:
+  """An optax optimizer from `nets.<name>.optim`.
+
+  adam: b1, b2, eps (DCGAN: 2e-4, 0.5, 0.999; SNGAN/BigGAN: b1=0); rmsprop: decay_rate, eps
+  (WGAN: RMSprop(5e-5), PyTorch-style decay 0.99, eps 1e-8); sgd: momentum; adamw: b1, b2, eps,
+  weight_decay. `lazy_ratio` = k / (k + 1) for a network with a lazy regularizer every k steps:
+  lr *= ratio and betas **= ratio, so the extra updates keep the optimizer's time constants
+  (Karras et al. 2020, arXiv:1912.04958, App. B; stylegan2-ada-pytorch training_loop.py).
+  """
+  lr = learning_rate(cfg, num_updates, decay_start)
+  if lazy_ratio != 1.0:
+    lr = (lambda s, f=lr: f(s) * lazy_ratio) if callable(lr) else lr * lazy_ratio
+  name = cfg.name
+  b1, b2 = cfg.get("b1", 0.9) ** lazy_ratio, cfg.get("b2", 0.999) ** lazy_ratio
+  if lazy_ratio != 1.0 and name not in ("adam", "adamw"):
+    raise ValueError(f"lazy regularization (a penalty with every > 1) rescales Adam's betas; the optimizer is {name!r}")
+  if name == "adam":
+    return optax.adam(lr, b1=b1, b2=b2, eps=cfg.get("eps", 1e-8))
+  if name == "adamw":
+    return optax.adamw(lr, b1=b1, b2=b2, eps=cfg.get("eps", 1e-8), weight_decay=cfg.get("weight_decay", 0.0))
+  if name == "rmsprop":
+    return optax.rmsprop(lr, decay=cfg.get("decay_rate", 0.99), eps=cfg.get("eps", 1e-8))
+  if name == "sgd":
+    return optax.sgd(lr, momentum=cfg.get("momentum", None) or None)
+  raise ValueError(f"unknown optimizer {name!r}; set config.nets.<name>.optim.name to one of {OPTIMIZERS}")
+
+
+def build_sn(cfg: ml_collections.ConfigDict) -> sn_lib.SpectralNorm:
+  """Spectral normalization from `nets.<name>.sn` (a no-op transform when disabled)."""
+  if not cfg.get("enabled", False):
+    return sn_lib.spectral_norm(include=lambda path, leaf: False)
+  return sn_lib.spectral_norm(n_power_iterations=int(cfg.get("n_power_iterations", 1)), eps=float(cfg.get("eps", 1e-12)),
+                              include=cfg.get("include", None), exclude=cfg.get("exclude", None))
+
+
+def build_spec(module: nn.Module, cfg: ml_collections.ConfigDict, num_steps: int, updates_per_step: int = 1,
+               lazy_ratio: float = 1.0) -> NetSpec:
+  """A NetSpec for `module` from its section `cfg` = config.nets.<name>.
+
+  `updates_per_step`: optimizer updates of this network per train step (n_critic for a critic, plus
+  one for each lazy-regularization update), so schedules end at the last step.
+  """
+  num_updates = int(num_steps) * int(updates_per_step)
+  decay_start = int(cfg.optim.get("decay_start", 0)) * int(updates_per_step)
+  return NetSpec(module=module, tx=build_optimizer(cfg.optim, num_updates, decay_start, lazy_ratio),
+                 sn=build_sn(cfg.sn), ema_decay=float(cfg.ema.decay), ema_start=int(cfg.ema.start),
+                 ortho=float(cfg.ortho), clip=float(cfg.clip))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure functions over one network.
+
+def variables(params: PyTree, batch_stats: PyTree) -> dict[str, PyTree]:
+  return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def init_net(spec: NetSpec, variables_: dict[str, PyTree], rng_sn: jax.Array) -> NetState:
+  """A NetState from the module's initial variables ({'params', ['batch_stats']})."""
+  params = variables_["params"]
+  batch_stats = variables_.get("batch_stats", {})
+  copy = lambda t: jax.tree.map(jnp.copy, t)  # distinct buffers: a donated step needs them
+  return NetState(params=params, opt_state=spec.tx.init(params), batch_stats=batch_stats,
+                  sn=spec.sn.init(params, rng_sn), ema=copy(params) if spec.has_ema else {},
+                  ema_batch_stats=copy(batch_stats) if spec.has_ema else {})
+
+
+def normalize(spec: NetSpec, params: PyTree, sn_state: PyTree, update: bool = False) -> tuple[PyTree, PyTree]:
+  """(W / sigma(W) for the SN-selected leaves, new SN state); identity without SN."""
+  return spec.sn.apply(params, sn_state, update=update)
+
+
+def forward(spec: NetSpec, params: PyTree, batch_stats: PyTree, *inputs: Any, train: bool,
+            rng: jax.Array | None = None, **kwargs: Any) -> tuple[Any, PyTree]:
+  """Applies the module to already-normalized `params`; returns (output, new batch_stats).
+
+  Running statistics change only when train=True; `rng` feeds the 'dropout' collection.
+  """
+  rngs = {"dropout": rng} if rng is not None else None
+  if train and batch_stats:
+    out, mutated = spec.module.apply(variables(params, batch_stats), *inputs, train=True, mutable=["batch_stats"],
+                                     rngs=rngs, **kwargs)
+    return out, mutated["batch_stats"]
+  return spec.module.apply(variables(params, batch_stats), *inputs, train=train, rngs=rngs, **kwargs), batch_stats
+
+
+def inference_variables(spec: NetSpec, net: NetState, use_ema: bool = True) -> tuple[PyTree, PyTree]:
+  """(normalized params, batch stats) for inference: the EMA and its statistics when the network
+  has an EMA and `use_ema`, else the trained params and their running statistics."""
+  if use_ema and spec.has_ema:
+    params, batch_stats = net.ema, net.ema_batch_stats
+  else:
+    params, batch_stats = net.params, net.batch_stats
+  params, _ = normalize(spec, params, net.sn, update=False)
+  return params, batch_stats
+
+
+def ema_update(spec: NetSpec, ema: PyTree, new: PyTree, step: jax.Array) -> PyTree:
+  """decay * ema + (1 - decay) * new, with decay = 0 before `ema.start` (BigGAN-PyTorch utils.ema)."""
+  decay = jnp.where(step >= spec.ema_start, spec.ema_decay, 0.0)
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
+
+
+def apply_grads(spec: NetSpec, net: NetState, grads: PyTree, step: jax.Array, batch_stats: PyTree,
+                sn_state: PyTree) -> NetState:
+  """One optimizer update of a network, then weight clipping and the EMA.
+
+  The EMA covers the batch statistics too (BigGAN-PyTorch's `ema` averages the whole state dict,
+  buffers included), so an EMA generator is sampled with statistics that match its weights.
+  `step` is the number of completed train steps (the EMA starts at `ema.start`).
+  """
+  updates, opt_state = spec.tx.update(grads, net.opt_state, net.params)
+  params = optax.apply_updates(net.params, updates)
+  if spec.clip > 0:
+    params = regularizers.clip_weights(params, spec.clip)
+  ema, ema_bs = net.ema, net.ema_batch_stats
+  if spec.has_ema:
+    ema = ema_update(spec, ema, params, step)
+    ema_bs = ema_update(spec, ema_bs, batch_stats, step)
+  return NetState(params=params, opt_state=opt_state, batch_stats=batch_stats, sn=sn_state, ema=ema,
+                  ema_batch_stats=ema_bs)
+
+
+def global_norm(tree: PyTree) -> jax.Array:
+  """sqrt(sum of squares) over all leaves; each leaf's sum as a dot product (XLA:CPU reduces slowly)."""
+  return jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree)))

@@ -1,0 +1,321 @@
+"""The training step of every family: a sequence of phases over named networks, one jit per plan.
+
+A family (`ganzoo.methods`) lists its phases; a `StepPlan` is the tuple of phases one step runs
+(a lazy regularizer joins the plan every k steps; a ProGAN stage changes it). The loop compiles
+one step per distinct plan and caches it:
+
+    method = methods.build(config, data_spec)
+    state = method.init(jax.random.PRNGKey(config.seed))
+    step_fn = make_step(method, method.plan(0), mesh)
+    state, metrics = step_fn(state, batch)       # batch: {stream: {'image': [n, B, ...], ...}}
+
+One phase = `repeats` updates of the networks it `trains` (n_critic for a critic). Each update:
+  1. `prepare(ctx, data, key) -> (inputs, keys)`: whatever the loss needs that is not
+     differentiated (latents, fakes from a frozen G); batch-major arrays in `inputs` are sharded
+     over the mesh and split into micro-batches, keys are split per micro-batch.
+  2. the power iteration of each trained network's spectral norm (update=True, once per update);
+  3. `loss(ctx, inputs) -> (loss, metrics)` per micro-batch (`train.grad_accum`), gradients
+     averaged, batch statistics of trained networks carried from micro-batch to micro-batch;
+     each trained network's orthogonal regularization is added here;
+  4. `nets.apply_grads` (optimizer, clipping, EMA) for each trained network; then the phase's
+     `after(extras, metrics, step)` may update adaptive values in `state.extras`.
+
+Randomness: step k uses `fold_in(state.rng, k)`; phase p folds in its own constant `p.key`
+(default: crc32 of its name), so adding a phase leaves the others' randomness unchanged; the
+repeats of a phase split that key. A run is a pure function of (config, seed, data order).
+
+Data: a phase with `stream` reads that stream's batches; the stream delivers n batches per step
+(n = the most repeats among the plan's phases that read it) and a phase with r repeats reads the
+last r of them, so a lazy regularizer (r = 1) sees the batch of the main phase's last update, as
+in stylegan2-ada. uint8 arrays are pixels: they travel to the devices as uint8 and are mapped to
+[-1, 1] there (x / 127.5 - 1, through a 256-entry table so the values equal the host's exactly).
+"""
+
+import zlib
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from ganzoo import nets as nets_lib
+from ganzoo import parallel
+from ganzoo import regularizers
+from ganzoo.state import TrainState
+
+PyTree = Any
+Metrics = dict[str, jax.Array]
+
+# uint8 pixel -> float32 in [-1, 1], computed on the host exactly as `ganzoo.data.to_float` does
+# (XLA rewrites x / 127.5 into a multiply by the rounded reciprocal, which differs in the last bit).
+PIXEL_TABLE = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+class Phase(NamedTuple):
+  """One kind of update in a step (hashable; a plan is a tuple of phases).
+
+  Attributes:
+    name: metric prefix for its grad norm (`train/<name>_grad_norm`), e.g. 'd', 'g', 'd_reg'.
+    trains: the networks that get gradients.
+    loss: `loss(ctx, inputs) -> (scalar, {name: scalar})` per micro-batch; `inputs` holds the
+      prepared arrays and keys of this micro-batch.
+    prepare: `prepare(ctx, data, key) -> (inputs, keys)`, run once per update outside the
+      gradient; `data` is this update's batch of `stream` (None without a stream).
+    repeats: updates per step (n_critic).
+    every: the phase runs at steps where `step % every == 0` (lazy regularization).
+    scale: multiplies the loss (lazy regularization: `every`).
+    stream: the data stream this phase reads, or None.
+    key: constant folded into the step key (default: crc32 of `name`).
+    after: optional `after(extras, metrics, step) -> extras`, after each update.
+  """
+  name: str
+  trains: tuple[str, ...]
+  loss: Callable[..., tuple[jax.Array, Metrics]]
+  prepare: Callable[..., tuple[dict[str, Any], dict[str, jax.Array]]] | None = None
+  repeats: int = 1
+  every: int = 1
+  scale: float = 1.0
+  stream: str | None = None
+  key: int | None = None
+  after: Callable[..., dict[str, jax.Array]] | None = None
+
+  @property
+  def key_constant(self) -> int:
+    return int(self.key) if self.key is not None else zlib.crc32(self.name.encode()) & 0x7FFFFFFF
+
+
+class StepPlan(NamedTuple):
+  """What one compiled step runs: its phases in order (and any static shape the family needs)."""
+  phases: tuple[Phase, ...]
+  tag: Any = None   # static per-plan data a family needs (a ProGAN stage, a batch size)
+
+
+def plan_for_step(phases: tuple[Phase, ...], step: int, tag: Any = None) -> StepPlan:
+  """The phases due at `step` (completed steps so far): those with `step % every == 0`."""
+  return StepPlan(tuple(p for p in phases if step % p.every == 0), tag)
+
+
+def stream_counts(plan: StepPlan) -> dict[str, int]:
+  """{stream: batches per step}: the most repeats among the plan's phases that read the stream."""
+  counts: dict[str, int] = {}
+  for p in plan.phases:
+    if p.stream is not None:
+      counts[p.stream] = max(counts.get(p.stream, 0), p.repeats)
+  return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# The view of the networks a phase's functions get.
+
+class Context:
+  """Networks as a phase sees them: `ctx.apply(name, *inputs, train=..., rng=...)`.
+
+  Trained networks are applied with the params being differentiated; their batch statistics
+  change (train=True) and are carried to the next call and micro-batch. Other networks are
+  applied with their stored SN vectors and statistics, which do not change. `ctx.extras` holds
+  the state's adaptive values (BEGAN's k_t, the path-length mean), `ctx.step` the step counter.
+  """
+
+  def __init__(self, specs: dict[str, nets_lib.NetSpec], normalized: dict[str, PyTree],
+               batch_stats: dict[str, PyTree], trained: tuple[str, ...], extras: dict[str, jax.Array],
+               step: jax.Array):
+    self.specs = specs
+    self._normalized = normalized
+    self.batch_stats = dict(batch_stats)
+    self.trained = trained
+    self.extras = extras
+    self.step = step
+    self.shard = lambda x: x   # `prepare` shards arrays it makes itself (latents) with this
+
+  def params(self, name: str) -> PyTree:
+    """Normalized params of network `name` (what `apply` uses)."""
+    return self._normalized[name]
+
+  def apply(self, name: str, *inputs: Any, train: bool = True, rng: jax.Array | None = None,
+            update_stats: bool | None = None, **kwargs: Any) -> Any:
+    """Output of network `name`; its running statistics advance when it is trained and train=True
+    (`update_stats=False` evaluates with batch statistics but keeps the running ones)."""
+    out, bs = nets_lib.forward(self.specs[name], self._normalized[name], self.batch_stats[name], *inputs,
+                               train=train, rng=rng, **kwargs)
+    keep = name in self.trained if update_stats is None else update_stats and name in self.trained
+    if keep:
+      self.batch_stats[name] = bs
+    return out
+
+
+def _frozen_context(method, state: TrainState, names) -> Context:
+  specs = method.nets
+  normalized = {n: nets_lib.normalize(specs[n], state.nets[n].params, state.nets[n].sn, update=False)[0]
+                for n in names}
+  return Context(specs, normalized, {n: state.nets[n].batch_stats for n in names}, (), state.extras, state.step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Micro-batches and loops.
+
+def _micro(x: Any, k: int) -> Any:
+  """[B, ...] -> [k, B/k, ...] with micro-batch j = examples j, j+k, ... (keeps each device's rows local)."""
+  return jax.tree.map(lambda a: jnp.swapaxes(a.reshape(a.shape[0] // k, k, *a.shape[1:]), 0, 1), x)
+
+
+def scan(body: Callable, carry: PyTree, xs: PyTree) -> tuple[PyTree, PyTree]:
+  """`jax.lax.scan(body, carry, xs)`, unrolled into straight-line code on the CPU backend.
+
+  For speed: XLA:CPU (jaxlib 0.10) does not canonicalize convolutions inside while-loop bodies, so
+  their kernel gradients (non-canonical dimension labels) fall back to a naive loop nest: a DCGAN
+  step inside `lax.scan` took 90-150 s instead of ~1.5 s (experiments/benchmark.py; a length-1 scan
+  of one conv's gradient: 16 s vs 0.1 s). Unrolling gives the same values and only costs compile
+  time (the loops here are repeats and micro-batches: a handful of iterations). Other backends
+  keep the compact `lax.scan`.
+  """
+  if jax.default_backend() != "cpu":
+    return jax.lax.scan(body, carry, xs)
+  n = jax.tree.leaves(xs)[0].shape[0]
+  ys = []
+  for i in range(n):
+    carry, y = body(carry, jax.tree.map(lambda a: a[i], xs))
+    ys.append(y)
+  return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys)
+
+
+def accumulate_grads(loss_fn: Callable, params: PyTree, carry: PyTree, inputs: PyTree, keys: dict[str, jax.Array],
+                     k: int):
+  """Mean loss, mean gradient and final carry of `loss_fn(params, carry, inputs) -> (loss, (carry, metrics))`.
+
+  With k == 1 this is plain `value_and_grad`; otherwise `inputs` (batch-major leaves) are split into
+  k micro-batches and scanned (`scan`), carrying e.g. BatchNorm statistics from one micro-batch to the next;
+  each PRNG key in `keys` is split into one key per micro-batch. `loss_fn` sees inputs and keys merged.
+  """
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if k == 1:
+    (loss, (carry, metrics)), grads = grad_fn(params, carry, {**inputs, **keys})
+    return loss, grads, carry, metrics
+
+  def body(acc, micro):
+    carry, grad_sum = acc
+    (loss, (carry, metrics)), grads = grad_fn(params, carry, micro)
+    return (carry, jax.tree.map(jnp.add, grad_sum, grads)), (loss, metrics)
+
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  micro_keys = {n: jax.random.split(key, k) for n, key in keys.items()}
+  (carry, grad_sum), (losses, metrics) = scan(body, (carry, zeros), {**_micro(inputs, k), **micro_keys})
+  grads = jax.tree.map(lambda g: g / k, grad_sum)
+  return losses.mean(), grads, carry, jax.tree.map(jnp.mean, metrics)
+
+
+def to_float_pixels(tree: PyTree) -> PyTree:
+  """uint8 leaves -> float32 in [-1, 1] (exactly `ganzoo.data.to_float`); other leaves unchanged."""
+  table = jnp.asarray(PIXEL_TABLE)
+  return jax.tree.map(lambda a: table[a.astype(jnp.int32)] if a.dtype == jnp.uint8 else a, tree)
+
+
+# ---------------------------------------------------------------------------------------------
+# One update of one phase.
+
+def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.Array, k: int,
+                  shard: Callable) -> tuple[TrainState, Metrics]:
+  specs = method.nets
+  trained = phase.trains
+  others = tuple(n for n in specs if n not in trained)
+  frozen = _frozen_context(method, state, tuple(specs))
+  frozen.shard = shard
+  if phase.prepare is not None:
+    inputs, keys = phase.prepare(frozen, data, key)
+  else:
+    inputs, keys = ({} if data is None else dict(data)), {"rng": key}
+  inputs = {n: shard(v) for n, v in inputs.items()}
+  new_sn = {n: nets_lib.normalize(specs[n], state.nets[n].params, state.nets[n].sn, update=True)[1] for n in trained}
+  frozen_norm = {n: frozen.params(n) for n in others}
+
+  def loss_fn(params, carry, inp):
+    bs, sn_state = carry
+    normalized = {n: nets_lib.normalize(specs[n], params[n], sn_state[n], update=False)[0] for n in trained}
+    ctx = Context(specs, {**frozen_norm, **normalized}, {**{n: state.nets[n].batch_stats for n in others}, **bs},
+                  trained, state.extras, state.step)
+    loss, metrics = phase.loss(ctx, inp)
+    if phase.scale != 1.0:
+      loss = loss * phase.scale
+    for n in trained:
+      if specs[n].ortho:
+        loss = loss + specs[n].ortho * regularizers.orthogonal_regularization(params[n])
+    return loss, (({n: ctx.batch_stats[n] for n in trained}, sn_state), metrics)
+
+  params = {n: state.nets[n].params for n in trained}
+  carry = ({n: state.nets[n].batch_stats for n in trained}, new_sn)
+  _, grads, (bs, sn_state), metrics = accumulate_grads(loss_fn, params, carry, inputs, keys, k)
+  new_nets = dict(state.nets)
+  for n in trained:
+    new_nets[n] = nets_lib.apply_grads(specs[n], state.nets[n], grads[n], state.step, bs[n], sn_state[n])
+  metrics = dict(metrics)
+  metrics[f"{phase.name}_grad_norm"] = nets_lib.global_norm(grads)
+  state = state.replace(nets=new_nets)
+  if phase.after is not None:
+    state = state.replace(extras=phase.after(state.extras, metrics, state.step))
+  return state, metrics
+
+
+def make_step(method, plan: StepPlan, mesh: Mesh | None = None, jit: bool = True, donate: bool = True,
+              grad_accum: int | None = None):
+  """Returns `step(state, batch) -> (state, metrics)` running `plan`'s phases in order.
+
+  `batch` = {stream: {field: [n, B, ...]}} with n = `stream_counts(plan)[stream]` and B the global
+  batch; the step is jitted with the state replicated and batches sharded over the mesh's 'data'
+  axis (axis 1). Metrics are float32 scalars 'train/<name>', each the mean over its phase's repeats.
+  """
+  k = int(method.grad_accum if grad_accum is None else grad_accum)
+  counts = stream_counts(plan)
+
+  def shard(x):
+    if mesh is None or x is None:
+      return x
+    return jax.lax.with_sharding_constraint(x, parallel.batch_sharding(mesh))
+
+  def step(state: TrainState, batch: dict[str, Any]) -> tuple[TrainState, Metrics]:
+    for name, n in counts.items():
+      if name not in batch:
+        raise ValueError(f"the batch has no stream {name!r}; this plan reads {sorted(counts)}")
+      got = jax.tree.leaves(batch[name])[0].shape[0]
+      if got != n:
+        raise ValueError(f"stream {name!r} delivered {got} batches; this plan needs {n} (its phases' repeats)")
+    batch = to_float_pixels(batch)
+    rng = jax.random.fold_in(state.rng, state.step)
+    all_metrics: Metrics = {}
+    for phase in plan.phases:
+      key = jax.random.fold_in(rng, phase.key_constant)
+      data = None
+      if phase.stream is not None:
+        data = jax.tree.map(lambda a, r=phase.repeats: a[a.shape[0] - r:], batch[phase.stream])
+
+      def body(st, xs, phase=phase):
+        d, key = xs
+        return _phase_update(method, phase, st, d, key, k, shard)
+
+      state, metrics = scan(body, state, (data, jax.random.split(key, phase.repeats)))
+      all_metrics.update({f"train/{n}": v.mean() for n, v in metrics.items()})
+    return state.replace(step=state.step + 1), all_metrics
+
+  if not jit:
+    return step
+  if mesh is None:
+    return jax.jit(step, donate_argnums=(0,) if donate else ())
+  return jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh, 1)),
+                 out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+                 donate_argnums=(0,) if donate else ())
+
+
+class StepCache:
+  """One compiled step per distinct plan, built on first use (`steps(plan)`)."""
+
+  def __init__(self, method, mesh: Mesh | None = None, donate: bool = True):
+    self._method, self._mesh, self._donate = method, mesh, donate
+    self._cache: dict[StepPlan, Callable] = {}
+
+  def __call__(self, plan: StepPlan) -> Callable:
+    fn = self._cache.get(plan)
+    if fn is None:
+      fn = self._cache[plan] = make_step(self._method, plan, self._mesh, donate=self._donate)
+    return fn
+
+  def __len__(self) -> int:
+    return len(self._cache)

@@ -1,0 +1,235 @@
+"""The training protocol, tested on every registered family and on a second family defined here.
+
+`Pair` (below) is a family that is not a GAN: two networks, two data streams read by different
+phases (one with 2 repeats), BatchNorm in one network, and a running value in `state.extras`. It
+goes through `train.train_and_evaluate` (sample grids, checkpoints, an exact resume) with no
+change to train.py. Every registered family gets the 8-device == 1-device test and the
+resumed == unbroken test through its `Method.test_config`.
+"""
+
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ganzoo import config as config_lib
+from ganzoo import methods
+from ganzoo import nets as nets_lib
+from ganzoo import parallel
+from ganzoo import step as step_lib
+from ganzoo import train
+from ganzoo.state import TrainState
+from tests.test_steps import assert_trees_close
+from tests.test_train import write_npz
+
+
+class _Critic(nn.Module):
+  @nn.compact
+  def __call__(self, x, train=True):
+    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+
+
+class _Decoder(nn.Module):
+  shape: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self, z, train=True):
+    h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(nn.Dense(16)(z))
+    return jnp.tanh(nn.Dense(int(np.prod(self.shape)))(nn.relu(h))).reshape(z.shape[0], *self.shape)
+
+
+@methods.register("test_pair")
+class Pair(methods.Method):
+  """a: a critic fitted to score stream 'x' high and b's outputs low; b: a decoder fitted (2 updates
+  per step, on stream 'y') to be scored high by a and to stay near y's images; extras['loss_avg']:
+  a running mean of b's loss."""
+
+  def __init__(self, config, data):
+    super().__init__(config, data)
+    self.shape = tuple(data.image_shape)
+    n = int(config.train.num_steps)
+    self.nets = {"a": nets_lib.build_spec(_Critic(), config.nets.a, n, 1),
+                 "b": nets_lib.build_spec(_Decoder(self.shape), config.nets.b, n, 2)}
+    self.phases = (step_lib.Phase("a", ("a",), self._a_loss, self._a_prepare, stream="x"),
+                   step_lib.Phase("b", ("b",), self._b_loss, self._b_prepare, repeats=2, stream="y",
+                                  after=self._after))
+
+  def init(self, rng):
+    r_a, r_b, r_sn = jax.random.split(rng, 3)
+    a = self.nets["a"].module.init(r_a, jnp.zeros((2, *self.shape)))
+    b = self.nets["b"].module.init(r_b, jnp.zeros((2, 4)))
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=rng,
+                      nets={"a": nets_lib.init_net(self.nets["a"], a, r_sn), "b": nets_lib.init_net(self.nets["b"], b, r_sn)},
+                      extras={"loss_avg": jnp.zeros((), jnp.float32)})
+
+  def _a_prepare(self, ctx, data, key):
+    z = ctx.shard(jax.random.normal(key, (data["image"].shape[0], 4)))
+    return {"x": data["image"], "fake": jax.lax.stop_gradient(ctx.apply("b", z, train=True))}, {}
+
+  def _a_loss(self, ctx, inp):
+    loss = jnp.mean((ctx.apply("a", inp["x"]) - 1.0) ** 2) + jnp.mean(ctx.apply("a", inp["fake"]) ** 2)
+    return loss, {"a_loss": loss}
+
+  def _b_prepare(self, ctx, data, key):
+    return {"y": data["image"], "z": jax.random.normal(key, (data["image"].shape[0], 4))}, {}
+
+  def _b_loss(self, ctx, inp):
+    out = ctx.apply("b", inp["z"])
+    loss = jnp.mean((ctx.apply("a", out) - 1.0) ** 2) + 0.1 * jnp.mean((out - inp["y"]) ** 2)
+    return loss, {"b_loss": loss}
+
+  def _after(self, extras, metrics, step):
+    return {"loss_avg": 0.9 * extras["loss_avg"] + 0.1 * metrics["b_loss"]}
+
+  def sample(self, state, rng, n, condition=None):
+    spec = self.nets["b"]
+    params, bs = nets_lib.inference_variables(spec, state.nets["b"])
+    return nets_lib.forward(spec, params, bs, jax.random.normal(rng, (n, 4)), train=False)[0]
+
+  @classmethod
+  def test_config(cls):
+    c = config_lib.get_base_config()
+    config_lib.tiny(c)
+    c.method = "test_pair"
+    c.data.batch_size = 16
+    c.nets = ml_collections.ConfigDict({"a": nets_lib.net_config(lr=1e-2, b1=0.0), "b": nets_lib.net_config(lr=1e-2)})
+    return c, methods.DataSpec((28, 28, 1), 10)
+
+
+FAMILIES = methods.names()
+
+
+def _sgd(config):
+  """SGD on every network: an update is lr * g, so a float32 reordering error of the gradient
+  (summation over 8 shards instead of 1: relative ~1e-6 for these batch sizes, n * eps_32 with
+  n <= 16 examples per sum) moves a parameter by lr * that, far below atol 1e-6 at lr 1e-2 and
+  |g| < 10. Adam's g / sqrt(v) would turn ~0 gradients' noise into +-lr steps."""
+  for name in config.nets.keys():
+    config.nets[name].optim.update(dict(name="sgd", lr=1e-2, momentum=0.0, decay="none"))
+  return config
+
+
+def _batch(method, plan, seed, num_classes):
+  rng = np.random.default_rng(seed)
+  out = {}
+  for name, spec in method.streams(plan).items():
+    out[name] = {"image": rng.integers(0, 256, (spec.count, spec.batch_size, *method.data.image_shape), dtype=np.uint8)}
+    if num_classes:
+      out[name]["label"] = rng.integers(0, num_classes, (spec.count, spec.batch_size)).astype(np.int32)
+  return out
+
+
+def _run(config, data, mesh, n):
+  method = methods.build(config, data)
+  state = parallel.replicate(method.init(jax.random.PRNGKey(0)), mesh)
+  cache = step_lib.StepCache(method, mesh, donate=False)
+  for i in range(n):
+    plan = method.plan(i)
+    state, metrics = cache(plan)(state, parallel.global_batch(_batch(method, plan, i, data.num_classes), mesh))
+  return jax.device_get(state), jax.device_get(metrics)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_eight_devices_equal_one_device(family):
+  assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
+  config, data = methods.get(family).test_config()
+  config = _sgd(config)
+  one, m1 = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2)
+  eight, m8 = _run(config, data, parallel.make_mesh(jax.devices()), 2)
+  assert_trees_close(one, eight, rtol=1e-5, atol=1e-6)
+  for k in m1:
+    np.testing.assert_allclose(m1[k], m8[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  init = methods.build(config, data).init(jax.random.PRNGKey(0))
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+              for a, b in zip(jax.tree.leaves(one.nets), jax.tree.leaves(init.nets)))
+  assert moved > 1e-4, "two steps changed the state"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resumed_run_equals_unbroken_run(family, tmp_path, monkeypatch):
+  """4 steps straight, or 2 steps, a crash at step 3, and a restart: the same state, bit for bit."""
+  config, data = methods.get(family).test_config()
+  config.data.name = "npz"
+  config.data.path = write_npz(tmp_path / "d.npz", n=48, shape=data.image_shape, num_classes=max(data.num_classes, 1))
+  config.train.num_steps = 4
+  config.train.checkpoint_every = 2
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  train.train_and_evaluate(config, str(tmp_path / "full"), mesh=mesh, progress=False)
+  real = train.parallel.global_batch
+  calls = []
+
+  def crash_at_step_3(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+      raise RuntimeError("simulated crash")
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(train.parallel, "global_batch", crash_at_step_3)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    train.train_and_evaluate(config, str(tmp_path / "parts"), mesh=mesh, progress=False)
+  monkeypatch.setattr(train.parallel, "global_batch", real)
+  summary = train.train_and_evaluate(config, str(tmp_path / "parts"), mesh=mesh, progress=False)
+  assert summary["start_step"] == 2
+  from ganzoo import checkpoint  # pylint: disable=g-import-not-at-top
+  _, method, _ = train.setup(config, mesh)
+  target = method.init(jax.random.PRNGKey(0))
+  a, sa = checkpoint.latest_state(str(tmp_path / "full"), target)
+  b, sb = checkpoint.latest_state(str(tmp_path / "parts"), target)
+  assert sa == sb == 4
+  assert_trees_close(jax.device_get(a), jax.device_get(b), rtol=0, atol=0)
+  strip = lambda p: [{k: v for k, v in json.loads(l).items() if not k.startswith("perf/")}
+                     for l in open(p) if json.loads(l)["step"] > 2]
+  assert strip(tmp_path / "full" / "metrics.jsonl") == strip(tmp_path / "parts" / "metrics.jsonl")
+
+
+def test_second_family_runs_through_the_training_program(tmp_path):
+  """The Pair family: two streams, a phase with 2 repeats, extras, sample grids, through train.py."""
+  config, data = Pair.test_config()
+  config.data.name = "npz"
+  config.data.path = write_npz(tmp_path / "d.npz", n=48, shape=data.image_shape)
+  config.train.num_steps = 3
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"), mesh=parallel.make_mesh(jax.devices()[:1]),
+                                     progress=False)
+  assert summary["step"] == 3 and summary["params/a"] == 28 * 28 + 1
+  lines = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  assert {"train/a_loss", "train/b_loss", "train/a_grad_norm", "train/b_grad_norm"} <= set(lines[1])
+  assert os.path.exists(tmp_path / "run" / "samples" / "step_00000002.png")
+  from ganzoo import checkpoint  # pylint: disable=g-import-not-at-top
+  _, method, _ = train.setup(config, parallel.make_mesh(jax.devices()[:1]))
+  state, _ = checkpoint.latest_state(str(tmp_path / "run"), method.init(jax.random.PRNGKey(0)))
+  # b trained twice per step, a once; the running value moved.
+  count = lambda t: [int(x) for x in jax.tree.leaves(t) if jnp.ndim(x) == 0 and x.dtype == jnp.int32]
+  assert set(count(state.nets["a"].opt_state)) == {3} and set(count(state.nets["b"].opt_state)) == {6}
+  assert float(state.extras["loss_avg"]) > 0
+
+
+def test_streams_are_independent_and_offsets_follow_the_plans():
+  """Two streams of one source are different orders; a stream's batch depends only on (seed,
+  stream, examples before it), also when the batch size changes."""
+  from ganzoo import data as data_lib  # pylint: disable=g-import-not-at-top
+  src = data_lib.ArraySource(np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8))
+  reader = data_lib.Dataset(src, seed=3)
+  x = reader.read("x", 0, 3, 4)["image"][..., 0, 0, 0]       # 12 examples: crosses an epoch
+  y = reader.read("y", 0, 3, 4)["image"][..., 0, 0, 0]
+  assert not np.array_equal(x, y)
+  assert sorted(x.ravel()[:10]) == list(range(10))          # one epoch: every example once
+  # The same examples read with another batch size.
+  x2 = reader.read("x", 0, 2, 6)["image"][..., 0, 0, 0]
+  np.testing.assert_array_equal(x.ravel(), x2.ravel())
+  np.testing.assert_array_equal(reader.read("x", 5, 1, 3)["image"][0, :, 0, 0, 0], x.ravel()[5:8])
+
+
+def test_phase_keys_do_not_depend_on_the_other_phases():
+  """Adding a phase leaves the others' randomness unchanged: a phase's key is fold_in(step key,
+  its constant), whatever else is in the plan."""
+  a = step_lib.Phase("x", (), None)
+  b = step_lib.Phase("y", (), None)
+  assert a.key_constant != b.key_constant
+  assert step_lib.Phase("x", (), None, key=0).key_constant == 0
+  assert step_lib.plan_for_step((a, b._replace(every=3)), 1).phases == (a,)
+
