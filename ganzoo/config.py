@@ -90,7 +90,8 @@ _STRICT_SECTIONS = ("data", "train", "eval", "parallel")
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Rejects keys that this schema does not define (a typo would otherwise be silently ignored)."""
   ref = get_base_config()
-  unknown = set(config.keys()) - set(ref.keys())
+  extra_data = [k for k in config.keys() if k.startswith("data_")]
+  unknown = set(config.keys()) - set(ref.keys()) - set(extra_data)
   if unknown:
     legacy = unknown & {"optim", "sn", "penalty"}
     hint = (f"; {sorted(legacy)} moved to config.nets.<g|d>.optim/sn and config.penalties"
@@ -100,6 +101,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if section not in config:
       raise ValueError(f"config has no '{section}' section; start configs from ganzoo.config.get_base_config()")
     _check_keys(config[section], ref[section], section)
+  for key in extra_data:   # more data sources for families with several streams (CycleGAN's B)
+    _check_keys(config[key], data_config(), key)
   for name in config.get("nets", {}).keys():
     _check_keys(config.nets[name], nets_lib.net_config(), f"nets.{name}")
   for name, p in config.get("penalties", {}).items():

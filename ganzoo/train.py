@@ -245,6 +245,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   evaluator = _make_evaluator(config, method, workdir) if config.eval.every else None
 
   datasets = {"data": dataset}
+  for key in config.keys():   # further sources (`data_<name>` sections) for multi-domain families
+    if key.startswith("data_"):
+      datasets[key] = data_lib.build_dataset(config[key], data_seed(config), jax.process_index(), jax.process_count())
   batches = data_lib.prefetch(stream_batches(method, datasets, start), config.data.prefetch)
   bar = Progress(start, num_steps, enabled=lead and progress)
   last: dict[str, float] = {}
@@ -312,12 +315,13 @@ def reference_name(config: ml_collections.ConfigDict) -> str:
 def _make_evaluator(config, method: methods.Method, workdir):
   """In-training FID/KID (`eval.metrics`) on `eval.num_samples` samples of the family; keeps the
   best-FID checkpoint under workdir/best (its FID and step in workdir/best/best.json, so a resume
-  keeps it)."""
+  keeps it); `eval/bpd` for families that report a likelihood. `eval.metrics=""`: no sample metrics."""
   from ganzoo import evaluate  # pylint: disable=g-import-not-at-top
-  extractor = evaluate.get_extractor(config.eval.inception_weights)
-  metrics = evaluate.parse_metrics(config.eval.metrics)
+  metrics = evaluate.parse_metrics(config.eval.metrics) if config.eval.metrics else ()
+  extractor = evaluate.get_extractor(config.eval.inception_weights) if metrics else None
   real = reference_name(config)
   sampler = evaluate.make_sampler(method)
+  nll = _make_nll(config, method)
   best_dir = os.path.join(workdir, "best")
   best_json = os.path.join(best_dir, "best.json")
   best = {"fid": math.inf, "step": None}
@@ -326,9 +330,11 @@ def _make_evaluator(config, method: methods.Method, workdir):
       best = json.load(f)
 
   def run(state: TrainState, step: int) -> dict[str, float]:
-    result = evaluate.evaluate_sampler(sampler(state), int(config.eval.num_samples), real, metrics=metrics,
-                                       rng=jax.random.PRNGKey(config.seed), batch_size=int(config.eval.batch_size),
-                                       extractor=extractor)
+    result = {} if not metrics else evaluate.evaluate_sampler(
+        sampler(state), int(config.eval.num_samples), real, metrics=metrics, rng=jax.random.PRNGKey(config.seed),
+        batch_size=int(config.eval.batch_size), extractor=extractor)
+    if nll is not None:
+      result["bpd"] = nll(state)
     out = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
     fid = out.get("eval/fid")
     if fid is not None and fid < best["fid"]:
@@ -341,5 +347,27 @@ def _make_evaluator(config, method: methods.Method, workdir):
         with open(best_json, "w") as f:
           json.dump(best, f)
     return out
+
+  return run
+
+
+def _make_nll(config, method: methods.Method):
+  """`nll(state) -> bits/dim`, the mean of `method.nll` over the first `eval.num_samples` examples of
+  the data set's `eval.real_split`, for families that report a likelihood; None for the others."""
+  if type(method).nll is methods.Method.nll:
+    return None
+  data_cfg = ml_collections.ConfigDict(config.data.to_dict())
+  data_cfg.split = config.eval.real_split
+  dataset = data_lib.build_dataset(data_cfg, data_seed(config), 0, 1)
+  n = min(int(config.eval.num_samples), int(dataset.num_examples))
+  b = int(config.eval.batch_size)
+  fn = jax.jit(lambda st, batch: method.nll(st, step_lib.to_float_pixels(batch)))
+
+  def run(state: TrainState) -> float:
+    total = 0.0
+    for lo in range(0, n, b):
+      batch = dataset.source.get(np.arange(lo, min(lo + b, n)))
+      total += float(fn(state, batch)) * len(batch["image"])
+    return total / n
 
   return run
