@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import sys
 from typing import Any
 
 import jax
@@ -83,12 +84,13 @@ class MetricWriter:
 
 
 class Progress:
-  """A tqdm bar with steps/s, ETA and the latest losses (a plain line per log step without tqdm)."""
+  """A tqdm bar with steps/s, ETA and the latest losses on a terminal; one plain line per log step
+  when stderr is not a terminal (a log file, CI) or tqdm is missing."""
 
   def __init__(self, start: int, total: int, enabled: bool):
     self._bar = None
     self.enabled = enabled
-    if enabled:
+    if enabled and sys.stderr.isatty():
       try:
         from tqdm import tqdm  # pylint: disable=g-import-not-at-top
         self._bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0)
@@ -252,9 +254,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   bar = Progress(start, num_steps, enabled=lead and progress)
   last: dict[str, float] = {}
   t0 = time.time()
-  # Throughput is measured between log steps; the first interval starts after the first step
-  # (which includes compilation) has finished.
-  tick_step, tick_time = None, None
+  # Throughput is measured between log steps, training time only: the first interval starts after
+  # the first step (which includes compilation); sampling, checkpoints and evaluations are timed
+  # apart (perf/sample_s, perf/checkpoint_s, perf/eval_s) and left out of perf/steps_per_sec.
+  tick_step, tick_time, excluded = None, None, 0.0
   try:
     for step in range(start + 1, num_steps + 1):
       plan, host_batch = next(batches)
@@ -266,26 +269,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
         tick_step, tick_time = step, time.time()
       is_log = step % t.log_every == 0 or step == num_steps
       is_ckpt = step % t.checkpoint_every == 0 or step == num_steps
+      record: dict[str, float] = {}   # one metrics.jsonl line per step
       if is_log or is_ckpt:
         last = _fetch(metrics)
         _check_finite(step, last, last_ckpt, workdir)
         if is_log:
           now = time.time()
           if step > tick_step:
-            last["perf/steps_per_sec"] = (step - tick_step) / max(now - tick_time, 1e-9)
-            tick_step, tick_time = step, now
-          writer.write(step, last)
-          bar.show(step, last)
+            last["perf/steps_per_sec"] = (step - tick_step) / max(now - tick_time - excluded, 1e-9)
+            tick_step, tick_time, excluded = step, now, 0.0
+          record.update(last)
       if t.sample_every and (step % t.sample_every == 0 or step == num_steps):
+        t1 = time.time()
         images = np.asarray(jax.device_get(sample_fn(state, fixed)))
         if lead:
           summary["last_samples"] = write_samples(workdir, step, images, writer)
-      if evaluator is not None and (step % config.eval.every == 0 or step == num_steps):
-        results = evaluator(state, step)
-        writer.write(step, results)
-        bar.show(step, results)
-        last.update(results)
+        record["perf/sample_s"] = time.time() - t1
+        excluded += record["perf/sample_s"]
       if is_ckpt:
+        t1 = time.time()
         if not bool(_all_finite(state)):
           raise NonFiniteLossError(f"step {step}: the parameters or optimizer state became NaN/Inf; stopped, "
                                    + (f"the last good checkpoint (step {last_ckpt}) is kept in {workdir}/checkpoints"
@@ -295,6 +297,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
         # (overwrites) the state's buffers: save a copy.
         ckpt.save(step, jax.tree.map(jnp.copy, state), force=True)
         last_ckpt = step
+        record["perf/checkpoint_s"] = time.time() - t1
+        excluded += record["perf/checkpoint_s"]
+      if evaluator is not None and (step % config.eval.every == 0 or step == num_steps):
+        # After the checkpoint: a failing evaluation never costs the step's checkpoint.
+        t1 = time.time()
+        results = evaluator(state, step)
+        results["perf/eval_s"] = time.time() - t1
+        excluded += results["perf/eval_s"]
+        record.update(results)
+        last.update(results)
+      if record:
+        writer.write(step, record)
+        if is_log or "eval/fid" in record:
+          bar.show(step, record)
   finally:
     bar.close()
     ckpt.wait()
@@ -315,7 +331,8 @@ def reference_name(config: ml_collections.ConfigDict) -> str:
 def _make_evaluator(config, method: methods.Method, workdir):
   """In-training FID/KID (`eval.metrics`) on `eval.num_samples` samples of the family; keeps the
   best-FID checkpoint under workdir/best (its FID and step in workdir/best/best.json, so a resume
-  keeps it); `eval/bpd` for families that report a likelihood. `eval.metrics=""`: no sample metrics."""
+  keeps it). An evaluation that fails is logged (`eval/error` = 1 and one console line) and
+  training goes on."""
   from ganzoo import evaluate  # pylint: disable=g-import-not-at-top
   metrics = evaluate.parse_metrics(config.eval.metrics) if config.eval.metrics else ()
   extractor = evaluate.get_extractor(config.eval.inception_weights) if metrics else None
@@ -330,11 +347,16 @@ def _make_evaluator(config, method: methods.Method, workdir):
       best = json.load(f)
 
   def run(state: TrainState, step: int) -> dict[str, float]:
-    result = {} if not metrics else evaluate.evaluate_sampler(
-        sampler(state), int(config.eval.num_samples), real, metrics=metrics, rng=jax.random.PRNGKey(config.seed),
-        batch_size=int(config.eval.batch_size), extractor=extractor)
-    if nll is not None:
-      result["bpd"] = nll(state)
+    try:
+      result = {} if not metrics else evaluate.evaluate_sampler(
+          sampler(state), int(config.eval.num_samples), real, metrics=metrics, rng=jax.random.PRNGKey(config.seed),
+          batch_size=int(config.eval.batch_size), extractor=extractor)
+      if nll is not None:
+        result["bpd"] = nll(state)
+    except Exception as e:  # pylint: disable=broad-except
+      if jax.process_index() == 0:
+        print(f"warning: evaluation at step {step} failed ({type(e).__name__}: {e}); training goes on", flush=True)
+      return {"eval/error": 1.0}
     out = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
     fid = out.get("eval/fid")
     if fid is not None and fid < best["fid"]:

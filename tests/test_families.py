@@ -256,3 +256,28 @@ def test_a_family_likelihood_is_logged_by_evaluation(tmp_path):
   # float32 per-batch means of <= 4 * 784 terms, then a float64 average: relative error < 1e-5.
   np.testing.assert_allclose(summary["metrics"]["eval/bpd"], expected, rtol=1e-5)
 
+
+def test_a_failed_evaluation_is_logged_and_training_goes_on(tmp_path, monkeypatch, capsys):
+  """An evaluation that raises costs neither the run nor the step's checkpoint (written first):
+  eval/error = 1 in metrics.jsonl, one console line; without a terminal, one plain line per log step."""
+  config, data = Pair.test_config()
+  config.data.name = "npz"
+  config.data.path = write_npz(tmp_path / "d.npz", n=48, shape=data.image_shape)
+  config.train.num_steps = 2
+  config.train.checkpoint_every = 1
+  config.eval.every = 1
+  config.eval.metrics = ""
+
+  def broken(self, state, batch):
+    raise RuntimeError("no likelihood today")
+
+  monkeypatch.setattr(Pair, "nll", broken)
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"), mesh=parallel.make_mesh(jax.devices()[:1]),
+                                     progress=True)
+  assert summary["step"] == 2
+  lines = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  assert [l.get("eval/error") for l in lines[1:]] == [1.0, 1.0]
+  assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["1", "2"]
+  out = capsys.readouterr().out
+  assert out.count("warning: evaluation at step") == 2 and "no likelihood today" in out
+  assert "step 1: {" in out and "step 2: {" in out   # pytest's stderr is not a terminal: no tqdm bar
