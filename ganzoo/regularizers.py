@@ -202,6 +202,16 @@ _PENALTIES: dict[str, Callable[..., Penalty]] = {
 }
 
 
+# Which images each penalty differentiates D at (so a conditional D gets those images' labels):
+# the WGAN-GP interpolates count as real (their label is the real endpoint's, as in StudioGAN).
+PENALTY_INPUTS: dict[str, str] = {
+    "gradient_penalty": "real",
+    "r1": "real",
+    "r2": "fake",
+    "dragan": "real",
+}
+
+
 def penalty_names() -> list[str]:
   """Names accepted by `get_penalty`, sorted."""
   return sorted(_PENALTIES)

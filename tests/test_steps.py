@@ -166,6 +166,39 @@ def test_lazy_penalty_runs_every_k_steps_scaled_and_rescales_adam():
   np.testing.assert_allclose(np.asarray(updates["w"]), -2e-4 * 0.8 * np.sign([1.0, -2.0, 3.0]), rtol=1e-5)
 
 
+def test_penalty_uses_the_labels_of_the_images_it_penalizes():
+  """R2 is evaluated on fakes with the fake labels: with a projection D whose class embedding
+  dominates, the value differs from R2 with the real labels and equals a hand computation."""
+  config = load_config("sngan_projection")
+  config.penalties.r2 = dict(weight=1.0, every=1)
+  gan = build(config, (32, 32, 3), 10)
+  state = gan.init(jax.random.PRNGKey(0))
+  ctx = step_lib._frozen_context(gan, state, ("g", "d"))  # pylint: disable=protected-access
+  ctx.trained = ("d",)
+  rng = np.random.default_rng(0)
+  real = jnp.asarray(rng.uniform(-1, 1, (8, 32, 32, 3)), jnp.float32)
+  fake = jnp.asarray(rng.uniform(-1, 1, (8, 32, 32, 3)), jnp.float32)
+  inp = {"real": real, "fake": fake, "real_y": jnp.zeros(8, jnp.int32), "fake_y": jnp.arange(8, dtype=jnp.int32),
+         "rng_penalty": jax.random.PRNGKey(1), "drop_real": jax.random.PRNGKey(2)}
+  metrics = {}
+  value = gan._penalty_terms(ctx, gan.penalties, inp, metrics)  # pylint: disable=protected-access
+
+  def r2(labels):
+    d_fn = lambda x: gan.discriminate(state, x, labels)
+    g = jax.grad(lambda x: d_fn(x).sum())(fake)
+    return float(jnp.mean(jnp.sum(g.reshape(8, -1) ** 2, axis=1)))
+
+  np.testing.assert_allclose(float(value), r2(inp["fake_y"]), rtol=1e-4)
+  assert abs(r2(inp["fake_y"]) - r2(inp["real_y"])) > 1e-3 * abs(r2(inp["fake_y"]))
+
+
+def test_penalty_on_a_batchnorm_discriminator_is_refused():
+  config = load_config("dcgan")          # DCGAN's D has BatchNorm
+  config.penalties.gradient_penalty = dict(weight=10.0, every=1)
+  with pytest.raises(ValueError, match="BatchNorm in D"):
+    build(config, (28, 28, 1)).init(jax.random.PRNGKey(0))
+
+
 def test_wrong_number_of_real_batches_is_an_error():
   config = load_config("wgan")
   gan = build(config, (28, 28, 1))

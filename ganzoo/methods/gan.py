@@ -23,7 +23,11 @@ Decisions (each is what the reference implementations do unless said otherwise):
   vectors in D updates, G's in G updates); the other network is normalized with its stored
   vectors. The new vector is computed first and W/sigma is differentiated with it, which makes
   gradient accumulation over micro-batches exact.
-- Penalties call D with the real labels, as the step before the protocol did.
+- Penalties see the labels of the images they are evaluated on (`regularizers.PENALTY_INPUTS`:
+  R2 on fakes with the fake labels; R1, DRAGAN and the WGAN-GP interpolates with the real labels,
+  the interpolate's label being its real endpoint's as in StudioGAN). A penalty needs
+  per-example input gradients, which BatchNorm's batch statistics couple: a D with batch
+  statistics and a penalty is refused.
 """
 
 from typing import Any
@@ -134,6 +138,10 @@ class GAN(methods.Method):
     g_vars = self.generator.init({"params": rng_g, "dropout": rng_drop}, z, y, train=False)
     x = jnp.zeros((2, *self.image_shape), jnp.float32)
     d_vars = self.discriminator.init({"params": rng_d, "dropout": rng_drop}, x, y, train=False)
+    if d_vars.get("batch_stats") and (self.penalties or self.lazy_penalties):
+      raise ValueError(f"model {self.config.model.name!r} has BatchNorm in D, which couples the examples that a "
+                       "gradient penalty differentiates one by one: remove config.penalties or use a D without "
+                       "BatchNorm (layer norm, spectral norm or none)")
     nets = {"g": nets_lib.init_net(self.nets["g"], g_vars, rng_gsn),
             "d": nets_lib.init_net(self.nets["d"], d_vars, rng_dsn)}
     return TrainState(step=jnp.zeros((), jnp.int32), rng=rng_run, nets=nets, extras={})
@@ -152,12 +160,13 @@ class GAN(methods.Method):
     return inputs, {"rng_penalty": rng_pen, "drop_real": drop_real, "drop_fake": drop_fake}
 
   def _penalty_terms(self, ctx, penalties, inp, metrics):
-    """sum of weight * penalty."""
+    """sum of weight * penalty, each evaluated with the labels of the images it penalizes."""
     total = 0.0
     for name, weight, _, fn in penalties:
+      labels = inp["fake_y"] if regularizers.PENALTY_INPUTS[name] == "fake" else inp["real_y"]
 
-      def d_fn(x):
-        return split_d_output(ctx.apply("d", x, inp["real_y"], train=True, rng=inp["drop_real"], update_stats=False))[0]
+      def d_fn(x, labels=labels):
+        return split_d_output(ctx.apply("d", x, labels, train=True, rng=inp["drop_real"], update_stats=False))[0]
 
       value = fn(d_fn, inp["real"], inp["fake"], inp["rng_penalty"])
       metrics["penalty" if len(penalties) == 1 else f"penalty_{name}"] = value
