@@ -5,11 +5,11 @@ Each network carries its own `NetState`; adaptive values that are not parameters
 path-length mean, BEGAN's k_t, image pools, ProGAN's fade-in alpha) live in `extras`.
 """
 
+import math
 from typing import Any
 
 import flax
 import jax
-import jax.numpy as jnp
 
 PyTree = Any
 
@@ -104,4 +104,4 @@ def upgrade_gan_state(old: GANState, target: TrainState) -> TrainState:
 
 def param_count(tree: PyTree) -> int:
   """Number of scalars in a pytree of arrays (or ShapeDtypeStructs)."""
-  return int(sum(jnp.size(x) if hasattr(x, "size") else 0 for x in jax.tree.leaves(tree)))
+  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
