@@ -171,8 +171,6 @@ def make_sampler(method) -> Callable[[Any], Callable[[int, jax.Array], np.ndarra
     def sample_fn(n: int, rng: jax.Array) -> np.ndarray:
       if mesh is None or mesh.size == 1:
         return np.asarray(generate(state, rng, n))
-      if jax.process_count() > 1:   # the (raw uint32) key as a replicated global array, like the state
-        rng = inception.to_global(np.asarray(rng), NamedSharding(mesh, P()))
       return inception.to_host(on_mesh(mesh, n % mesh.size == 0)(state, rng, n))
     return sample_fn
 

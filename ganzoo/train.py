@@ -394,12 +394,9 @@ def _make_evaluator(config, method: methods.Method, workdir):
 
 def _make_nll(config, method: methods.Method):
   """`nll(state) -> bits/dim`, the mean of `method.nll` over the first `eval.num_samples` examples of
-  the data set's `eval.real_split`, for families that report a likelihood; None for the others.
-  Every process reads the same batches and passes them as replicated global arrays (with several
-  processes jax refuses host arrays next to a state that spans other processes' devices)."""
+  the data set's `eval.real_split`, for families that report a likelihood; None for the others."""
   if type(method).nll is methods.Method.nll:
     return None
-  from ganzoo.metrics import inception  # pylint: disable=g-import-not-at-top
   data_cfg = ml_collections.ConfigDict(config.data.to_dict())
   data_cfg.split = config.eval.real_split
   dataset = data_lib.build_dataset(data_cfg, data_seed(config), 0, 1)
@@ -408,15 +405,10 @@ def _make_nll(config, method: methods.Method):
   fn = jax.jit(lambda st, batch: method.nll(st, step_lib.to_float_pixels(batch)))
 
   def run(state: TrainState) -> float:
-    sharding = getattr(jax.tree.leaves(state)[0], "sharding", None)
-    replicated = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec()) if (
-        isinstance(sharding, jax.sharding.NamedSharding)) else None
     total = 0.0
     for lo in range(0, n, b):
       batch = dataset.source.get(np.arange(lo, min(lo + b, n)))
-      if replicated is not None:
-        batch = {k: inception.to_global(v, replicated) for k, v in batch.items()}
-      total += float(inception.to_host(fn(state, batch))) * len(batch["image"])
+      total += float(fn(state, batch)) * len(batch["image"])
     return total / n
 
   return run

@@ -29,7 +29,7 @@ def tiny_extractor():
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
   from ganzoo.metrics import inception  # pylint: disable=g-import-not-at-top
 
   class Tiny(nn.Module):
@@ -42,7 +42,7 @@ def tiny_extractor():
   net = Tiny()
   params = jax.device_get(net.init(jax.random.PRNGKey(0), jnp.zeros((1, 299, 299, 3)))["params"])
   mesh = Mesh(np.array(jax.devices()), ("data",))
-  return inception.FeatureExtractor(params=inception._replicate(params, mesh),  # pylint: disable=protected-access
+  return inception.FeatureExtractor(params=jax.device_put(params, NamedSharding(mesh, P())),
                                     info={"sha256": "tiny-test-network", "has_logits": False},
                                     mesh=mesh, network=net)
 

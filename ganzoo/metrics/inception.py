@@ -260,9 +260,10 @@ def to_global(x: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array | np.
   """A host array that every process holds in full, placed as a global array with `sharding`.
 
   Single process: returned unchanged (the jitted function's `in_shardings` places it). Several
-  processes: jax refuses host-local numpy with a sharding that spans other processes' devices, so
-  each process builds the shards of its own devices from its copy (`make_array_from_callback`):
-  the same global array as on one process, whatever the device order.
+  processes: jax refuses host-local numpy for a non-replicated sharding ("Passing non-trivial
+  shardings for numpy inputs is not allowed"), so each process builds the shards of its own devices
+  from its copy (`make_array_from_callback`): the same global array as on one process, whatever
+  the device order.
   """
   if jax.process_count() == 1:
     return x
@@ -296,7 +297,7 @@ class FeatureExtractor:
     from ganzoo.metrics import weights  # pylint: disable=g-import-not-at-top
     params, info = weights.load_params(weights_path)
     mesh = Mesh(np.array(devices if devices is not None else jax.devices()), ("data",))
-    params = _replicate(params, mesh)
+    params = jax.device_put(params, NamedSharding(mesh, P()))   # replicated: allowed from host data
     return cls(params=params, info=info, mesh=mesh, precision=precision)
 
   @property
@@ -360,11 +361,3 @@ class FeatureExtractor:
     return {"features": np.concatenate(feats).astype(np.float32),
             "logits": np.concatenate(logits) if logits else None}
 
-
-def _replicate(tree: Any, mesh: Mesh) -> Any:
-  """Host params replicated on every device of `mesh` (with several processes, each process places
-  its own devices' copies)."""
-  sharding = NamedSharding(mesh, P())
-  if jax.process_count() == 1:
-    return jax.device_put(tree, sharding)
-  return jax.tree.map(lambda x: to_global(np.asarray(x), sharding), tree)

@@ -6,9 +6,11 @@ data is scored against 32x32 references, a folder or .npz data set is its own re
 set under `data.data_dir` is found. Reference statistics (pool3 mean and covariance, plus the
 features themselves for KID and the k-NN metrics, plus logits when the weights have them) are
 computed once per (reference, count, protocol) and cached as
-`<cache>/fid_stats/<name>_<count>_<key>.npz`, where <cache> is $GANZOO_CACHE_DIR or ~/.cache/ganzoo
-and <key> hashes every field that changes the features: the protocol's preprocessing and weights,
-and every data field that changes the reference images (`Reference.key_fields`).
+`<cache>/fid_stats/<label>_<count>_<key>.npz`, where <cache> is $GANZOO_CACHE_DIR or ~/.cache/ganzoo,
+<label> is 'name:split' (or 'npz@sha256:<16 hex>' / 'folder@sha256:<16 hex>' for files) plus the
+transforms, and <key> hashes every field that changes the features: the protocol's preprocessing
+and weights, and every data field that changes the reference images (`Reference.key_fields`).
+The reference is the first `count` images in stored order.
 """
 
 import dataclasses
