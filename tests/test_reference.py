@@ -124,6 +124,11 @@ def test_a_folder_data_set_evaluates(tmp_path, extractor):
   assert line["step"] == 2 and "eval/error" not in line and np.isfinite(line["eval/fid"]) and line["eval/fid"] > 0
   with open(tmp_path / "run" / "best" / "best.json") as f:
     assert json.load(f) == {"fid": line["eval/fid"], "step": 2}
+  # `python -m ganzoo.evaluate --workdir` defaults to the same reference: same samples, same value
+  # (the same single-device programs on the same checkpoint; rtol only for summation order).
+  result = evaluate.evaluate_workdir(str(tmp_path / "run"), "fid", batch_size=8, write=False)
+  assert result["protocol"]["reference"].startswith("folder:imgs@sha256:")
+  np.testing.assert_allclose(result["fid"], line["eval/fid"], rtol=1e-6)
   # The folder's key follows its content: an edited image gives new statistics.
   ref = train.reference_name(config)
   before = protocol.statistics_path(ref, "w", 8)[0]
