@@ -10,7 +10,9 @@ hold uint8 NHWC images under the key 'images' (grey images are repeated to 3 cha
 `--workdir` evaluates the newest checkpoint of a run (its family's sampler, EMA networks, with the run's own config;
 the reference defaults to the run's data set at `eval.real_split`) and appends the `eval/*` values
 to the run's metrics.jsonl at the checkpoint's step.
-From Python (e.g. in training): `evaluate_sampler(sample_fn, num_samples, real='name:split')`.
+`--real` is NAME:SPLIT, an .npz or a folder of images, read by `ganzoo.data` as is.
+From Python (e.g. in training): `evaluate_sampler(sample_fn, num_samples, real='name:split')`, or
+`real=protocol.Reference.from_data_config(config.data, split)` for a data config's images.
 """
 
 import functools
@@ -20,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from absl import app
 from absl import flags
 
@@ -77,7 +80,7 @@ def compute_metrics(fake: dict[str, np.ndarray | None], real: dict[str, np.ndarr
   return out, messages
 
 
-def _evaluate(fake: dict[str, np.ndarray | None], real: str, metrics: Sequence[str],
+def _evaluate(fake: dict[str, np.ndarray | None], real: "str | protocol_lib.Reference", metrics: Sequence[str],
               extractor: inception.FeatureExtractor, num_real: int | None,
               batch_size: int) -> dict[str, Any]:
   metrics = parse_metrics(metrics)
@@ -92,10 +95,11 @@ def _evaluate(fake: dict[str, np.ndarray | None], real: str, metrics: Sequence[s
   return result
 
 
-def evaluate_images(images: np.ndarray, real: str, metrics: Sequence[str] | str = ("fid",),
+def evaluate_images(images: np.ndarray, real: "str | protocol_lib.Reference", metrics: Sequence[str] | str = ("fid",),
                     num_real: int | None = None, extractor: inception.FeatureExtractor | None = None,
                     batch_size: int = 50) -> dict[str, Any]:
-  """Metrics of uint8 NHWC `images` against the reference `real` ('name:split' or PATH.npz).
+  """Metrics of uint8 NHWC `images` against the reference `real` ('name:split', PATH.npz, a folder
+  of images, or a `protocol.Reference`, e.g. a run's data config at its `eval.real_split`).
 
   Returns {metric: value, ..., 'protocol': Protocol.to_dict()[, 'messages': [...]]}.
   num_real=None takes as many reference images as `images` has.
@@ -106,7 +110,8 @@ def evaluate_images(images: np.ndarray, real: str, metrics: Sequence[str] | str 
   return _evaluate(fake, real, metrics, extractor, num_real or len(images), batch_size)
 
 
-def evaluate_sampler(sample_fn: Callable[[int, jax.Array], Any], num_samples: int, real: str,
+def evaluate_sampler(sample_fn: Callable[[int, jax.Array], Any], num_samples: int,
+                       real: "str | protocol_lib.Reference",
                        metrics: Sequence[str] | str = ("fid", "kid"), rng: jax.Array | None = None,
                        num_real: int | None = None,
                        extractor: inception.FeatureExtractor | None = None,
@@ -117,6 +122,9 @@ def evaluate_sampler(sample_fn: Callable[[int, jax.Array], Any], num_samples: in
   see `inception.to_uint8`). Images are never all held in memory: each batch goes straight to
   the feature extractor. rng defaults to PRNGKey(0), so repeated evaluations use the same latents.
   num_real=None uses `num_samples` reference images. The reference statistics are cached.
+  `real` is as in `evaluate_images`. With several processes every process calls this with the same
+  arguments (sample_fn returning the same images on every process, as `make_sampler`'s does) and
+  gets the same values.
   Returns {'fid': ..., 'kid': ..., 'kid_std': ..., 'protocol': {...}}; callers log them as eval/*.
   """
   extractor = extractor or get_extractor()
@@ -138,12 +146,32 @@ def evaluate_sampler(sample_fn: Callable[[int, jax.Array], Any], num_samples: in
 
 def make_sampler(method) -> Callable[[Any], Callable[[int, jax.Array], np.ndarray]]:
   """`sampler(state)` -> `sample_fn(n, rng)` drawing n images from the family's sampler (EMA
-  networks; for a GAN z ~ N(0, I) and uniform labels). Jitted once per sampler and batch size."""
+  networks; for a GAN z ~ N(0, I) and uniform labels). Jitted once per sampler and batch size.
+
+  On one device the images are drawn there. When the state is replicated over a mesh of several
+  devices (training's mesh, possibly several processes), a batch whose size the device count
+  divides is drawn sharded over the mesh (each device its slice; jax's partitionable threefry
+  makes the random draws independent of the sharding) and other sizes are drawn replicated; the
+  images are then gathered to every process (`inception.to_host`), so each process gets the same n.
+  """
   generate = jax.jit(method.sample, static_argnums=(2,))
+  compiled: dict[tuple[Any, bool], Callable[..., jax.Array]] = {}
+
+  def on_mesh(mesh: Mesh, sharded: bool):
+    key = (mesh, sharded)
+    if key not in compiled:
+      spec = P(tuple(mesh.axis_names)) if sharded else P()
+      compiled[key] = jax.jit(method.sample, static_argnums=(2,), out_shardings=NamedSharding(mesh, spec))
+    return compiled[key]
 
   def sampler(state):
+    sharding = getattr(jax.tree.leaves(state)[0], "sharding", None)
+    mesh = sharding.mesh if isinstance(sharding, NamedSharding) else None
+
     def sample_fn(n: int, rng: jax.Array) -> np.ndarray:
-      return np.asarray(generate(state, rng, n))
+      if mesh is None or mesh.size == 1:
+        return np.asarray(generate(state, rng, n))
+      return inception.to_host(on_mesh(mesh, n % mesh.size == 0)(state, rng, n))
     return sample_fn
 
   return sampler
@@ -152,15 +180,19 @@ def make_sampler(method) -> Callable[[Any], Callable[[int, jax.Array], np.ndarra
 def evaluate_workdir(workdir: str, metrics: Sequence[str] | str = ("fid", "kid"), num_samples: int | None = None,
                      real: str | None = None, num_real: int | None = None, batch_size: int = 50,
                      inception_weights: str | None = None, write: bool = True) -> dict[str, Any]:
-  """Evaluates the newest checkpoint of a run directory; appends eval/* to its metrics.jsonl."""
+  """Evaluates the newest checkpoint of a run directory; appends eval/* to its metrics.jsonl.
+
+  The reference defaults to the run's own data config at `eval.real_split` (its transforms, data_dir,
+  source and path: `protocol.Reference.from_data_config`); `real` ('NAME:SPLIT', PATH.npz, a folder)
+  replaces it as given."""
   import os  # pylint: disable=g-import-not-at-top
   from ganzoo import runs  # pylint: disable=g-import-not-at-top
-  from ganzoo import train  # pylint: disable=g-import-not-at-top
   config = runs.load_run_config(workdir)
   method = runs.build_method(config)
   state, step = runs.restore_state(method, workdir)
   num_samples = int(num_samples or config.eval.num_samples)
-  result = evaluate_sampler(make_sampler(method)(state), num_samples, real or train.reference_name(config),
+  reference = real or protocol_lib.Reference.from_data_config(config.data, config.eval.real_split)
+  result = evaluate_sampler(make_sampler(method)(state), num_samples, reference,
                               parse_metrics(metrics), rng=jax.random.PRNGKey(config.seed), num_real=num_real,
                               extractor=get_extractor(inception_weights or config.eval.inception_weights),
                               batch_size=batch_size)
@@ -178,7 +210,8 @@ def define_flags() -> None:
   """CLI flags; defined only when run as a program, so importing this module defines none."""
   flags.DEFINE_string("workdir", None, "A training run directory: evaluates its newest checkpoint.")
   flags.DEFINE_string("fake", None, "NPZ file with generated uint8 NHWC images under 'images'.")
-  flags.DEFINE_string("real", None, "Reference: NAME:SPLIT (ganzoo.data) or PATH.npz.")
+  flags.DEFINE_string("real", None, "Reference: NAME:SPLIT (ganzoo.data), PATH.npz or a folder of images; "
+                      "with --workdir the default is the run's data config at eval.real_split.")
   flags.DEFINE_string("metrics", "fid,kid", f"Comma-separated subset of {','.join(ALL_METRICS)}.")
   flags.DEFINE_integer("num_samples", None, "Fake images to use (default: all in --fake).")
   flags.DEFINE_integer("num_real", None, "Reference images to use (default: --num_samples).")
@@ -202,12 +235,16 @@ def main(argv: Sequence[str]) -> None:
     print(json.dumps(result))
     return
   if not FLAGS.fake or not FLAGS.real:
-    raise app.UsageError("pass --workdir=DIR, or --fake=PATH.npz and --real=NAME:SPLIT|PATH.npz")
-  images = protocol_lib.load_npz_images(FLAGS.fake, FLAGS.num_samples)
-  if FLAGS.num_samples and len(images) < FLAGS.num_samples:
-    raise ValueError(f"{FLAGS.fake} has {len(images)} images < --num_samples={FLAGS.num_samples}")
-  result = evaluate_images(images, FLAGS.real, parse_metrics(FLAGS.metrics), FLAGS.num_real,
-                           get_extractor(FLAGS.inception_weights), FLAGS.batch_size)
+    raise app.UsageError("pass --workdir=DIR, or --fake=PATH.npz and --real=NAME:SPLIT|PATH.npz|FOLDER")
+  try:
+    images = protocol_lib.load_npz_images(FLAGS.fake, FLAGS.num_samples)
+    if FLAGS.num_samples and len(images) < FLAGS.num_samples:
+      raise ValueError(f"{FLAGS.fake} has {len(images)} images < --num_samples={FLAGS.num_samples}")
+    result = evaluate_images(images, FLAGS.real, parse_metrics(FLAGS.metrics), FLAGS.num_real,
+                             get_extractor(FLAGS.inception_weights), FLAGS.batch_size)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
   for message in result.get("messages", []):
     print(message, file=sys.stderr)
   print(json.dumps(result))

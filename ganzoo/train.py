@@ -321,22 +321,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   return {**summary, "step": num_steps, "metrics": last, "seconds": seconds}
 
 
-def reference_name(config: ml_collections.ConfigDict) -> str:
-  """The FID reference set of a run: 'name:split' of its data set (eval.real_split), or its npz."""
-  if config.data.name == "npz":
-    return config.data.path
-  return f"{config.data.name}:{config.eval.real_split}"
+def reference_name(config: ml_collections.ConfigDict):
+  """The FID reference set of a run: its own data config (`config.data`: name, source, data_dir, path,
+  image_size, center_crop, max_examples) at split `eval.real_split`, as a `protocol.Reference`, so
+  the reference images go through the same loader and transforms as the training images."""
+  from ganzoo.metrics import protocol  # pylint: disable=g-import-not-at-top
+  return protocol.Reference.from_data_config(config.data, config.eval.real_split)
 
 
 def _make_evaluator(config, method: methods.Method, workdir):
   """In-training FID/KID (`eval.metrics`) on `eval.num_samples` samples of the family; keeps the
   best-FID checkpoint under workdir/best (its FID and step in workdir/best/best.json, so a resume
-  keeps it). An evaluation that fails is logged (`eval/error` = 1 and one console line) and
-  training goes on."""
+  keeps it). The reference statistics are computed (or read from the cache) here, before step 1,
+  so a reference that cannot be built (missing split or data, missing Inception weights, too few
+  images) stops the run at once with one line. An evaluation that fails later is logged
+  (`eval/error` = 1 and one console line) and training goes on. With several processes every
+  process evaluates (collectively) and gets the same values; process 0's best-FID decision is
+  broadcast so that all processes save the best checkpoint together."""
   from ganzoo import evaluate  # pylint: disable=g-import-not-at-top
+  from ganzoo.metrics import protocol  # pylint: disable=g-import-not-at-top
   metrics = evaluate.parse_metrics(config.eval.metrics) if config.eval.metrics else ()
-  extractor = evaluate.get_extractor(config.eval.inception_weights) if metrics else None
   real = reference_name(config)
+  extractor = None
+  if metrics:
+    try:
+      extractor = evaluate.get_extractor(config.eval.inception_weights)
+      protocol.reference_statistics(real, extractor, int(config.eval.num_samples), int(config.eval.batch_size))
+    except Exception as e:  # pylint: disable=broad-except  (any failure here is the user's to fix before training)
+      text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      raise ValueError(f"eval.every={config.eval.every}: the FID reference ({config.data.name}, split "
+                       f"{config.eval.real_split!r}) cannot be built: {text}; fix it or set "
+                       "--config.eval.every=0") from None
   sampler = evaluate.make_sampler(method)
   nll = _make_nll(config, method)
   best_dir = os.path.join(workdir, "best")
@@ -359,7 +374,11 @@ def _make_evaluator(config, method: methods.Method, workdir):
       return {"eval/error": 1.0}
     out = {f"eval/{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and v is not None}
     fid = out.get("eval/fid")
-    if fid is not None and fid < best["fid"]:
+    is_best = fid is not None and fid < best["fid"]
+    if jax.process_count() > 1:   # every process saves (orbax is collective) or none does: process 0 decides
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      is_best = bool(multihost_utils.broadcast_one_to_all(np.int32(is_best)))
+    if is_best:
       ckpt = checkpoint.Checkpointer(best_dir, max_to_keep=1)
       ckpt.save(step, state, force=True)
       ckpt.wait()

@@ -7,10 +7,14 @@ import numpy as np
 
 from ganzoo import evaluate
 from ganzoo import train
+from ganzoo.metrics import weights
 from tests.test_train import npz_config, one_device, read_metrics
 
 
-def test_in_training_eval_equals_workdir_eval(tmp_path):
+def test_in_training_eval_equals_workdir_eval(tmp_path, monkeypatch):
+  # Reference statistics go to a private cache; the weights are still the ones on the search path.
+  monkeypatch.setenv("GANZOO_INCEPTION_WEIGHTS", weights.resolve_weights())
+  monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
   config = npz_config("dcgan", tmp_path)
   config.train.num_steps = 2
   config.eval.every = 2
@@ -32,3 +36,5 @@ def test_in_training_eval_equals_workdir_eval(tmp_path):
   np.testing.assert_allclose(result["kid"], kid, rtol=1e-6, atol=1e-9)
   last = read_metrics(workdir)[-1]
   assert last["step"] == 2 and last["eval/fid"] == result["fid"]
+  # One statistics file: the reference computed before step 1 served the evaluation and the CLI.
+  assert len(os.listdir(tmp_path / "cache" / "fid_stats")) == 1

@@ -5,6 +5,6 @@ Public API:
   fid.frechet_distance / fid.fid_from_features / fid.feature_statistics
   kid.kernel_inception_distance, inception_score.inception_score,
   prdc.precision_recall, prdc.density_coverage, likelihood.bits_per_dim
-  protocol.Protocol, protocol.reference_statistics
+  protocol.Protocol, protocol.Reference (a data config at a split), protocol.reference_statistics
   weights.load_params / weights.resolve_weights / `python -m ganzoo.metrics.weights --fetch`
 """

@@ -241,6 +241,35 @@ def to_uint8(images: np.ndarray | jax.Array) -> np.ndarray:
   return np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def to_host(x: jax.Array) -> np.ndarray:
+  """A (possibly multi-process) jax array as one numpy array on every process.
+
+  Single process: `np.asarray`. Several processes: a replicated array is read from a local copy;
+  a sharded one is gathered from every process (`multihost_utils.process_allgather`, tiled), so
+  every process holds the whole global array.
+  """
+  if x.is_fully_addressable:
+    return np.asarray(x)
+  if x.is_fully_replicated:
+    return np.asarray(x.addressable_data(0))
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def to_global(x: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array | np.ndarray:
+  """A host array that every process holds in full, placed as a global array with `sharding`.
+
+  Single process: returned unchanged (the jitted function's `in_shardings` places it). Several
+  processes: jax refuses host-local numpy for a non-replicated sharding ("Passing non-trivial
+  shardings for numpy inputs is not allowed"), so each process builds the shards of its own devices
+  from its copy (`make_array_from_callback`): the same global array as on one process, whatever
+  the device order.
+  """
+  if jax.process_count() == 1:
+    return x
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
 @dataclasses.dataclass
 class FeatureExtractor:
   """Jitted, device-sharded pool3/logits extraction with the pinned preprocessing.
@@ -249,11 +278,18 @@ class FeatureExtractor:
   `extract(images_uint8)` returns {'features': [N, 2048] float32, 'logits': [N, 1008] or None}.
   Each batch is padded to `batch_size` (a multiple of the device count) and sharded over a 1-D
   Mesh('data') of all devices, so every batch reuses one compiled program.
+
+  Several processes (multi-host): every process passes the same batches (the reference images it
+  reads, or samples gathered from all processes); each feeds its own devices' slice and the
+  features are gathered back, so every process returns the same global features.
+  `network` replaces InceptionV3 (a module returning {'pool3'[, 'logits']} on preprocessed input;
+  tests use a tiny one to check the plumbing cheaply).
   """
   params: Any
   info: dict[str, Any]
   mesh: Mesh
   precision: Any = "highest"
+  network: Any = None
 
   @classmethod
   def create(cls, weights_path: str | None = None, devices: Sequence[Any] | None = None,
@@ -261,7 +297,7 @@ class FeatureExtractor:
     from ganzoo.metrics import weights  # pylint: disable=g-import-not-at-top
     params, info = weights.load_params(weights_path)
     mesh = Mesh(np.array(devices if devices is not None else jax.devices()), ("data",))
-    params = jax.device_put(params, NamedSharding(mesh, P()))
+    params = jax.device_put(params, NamedSharding(mesh, P()))   # replicated: allowed from host data
     return cls(params=params, info=info, mesh=mesh, precision=precision)
 
   @property
@@ -273,16 +309,19 @@ class FeatureExtractor:
     return self.info["sha256"]
 
   @functools.cached_property
+  def _data_sharding(self) -> NamedSharding:
+    return NamedSharding(self.mesh, P("data"))
+
+  @functools.cached_property
   def _apply(self) -> Callable[..., dict[str, jax.Array]]:
-    model = InceptionV3(num_logits=NUM_LOGITS if self.has_logits else None,
-                        precision=self.precision)
-    data = NamedSharding(self.mesh, P("data"))
+    model = self.network if self.network is not None else InceptionV3(
+        num_logits=NUM_LOGITS if self.has_logits else None, precision=self.precision)
 
     def apply(params, images):
       return model.apply({"params": params}, preprocess(images))
 
-    return jax.jit(apply, in_shardings=(NamedSharding(self.mesh, P()), data),
-                   out_shardings=data)
+    return jax.jit(apply, in_shardings=(NamedSharding(self.mesh, P()), self._data_sharding),
+                   out_shardings=self._data_sharding)
 
   def extract(self, images: np.ndarray, batch_size: int = 50,
               progress: bool | None = None) -> dict[str, np.ndarray | None]:
@@ -311,13 +350,14 @@ class FeatureExtractor:
         raise ValueError(f"a batch of {n} images exceeds batch_size={batch_size}")
       if n < padded:
         batch = np.concatenate([batch, np.zeros((padded - n,) + batch.shape[1:], batch.dtype)])
-      out = self._apply(self.params, batch)
-      feats.append(np.asarray(out["pool3"])[:n])
+      out = self._apply(self.params, to_global(batch, self._data_sharding))
+      feats.append(to_host(out["pool3"])[:n])
       if "logits" in out:
-        logits.append(np.asarray(out["logits"])[:n])
+        logits.append(to_host(out["logits"])[:n])
       if bar is not None:
         bar.update(n)
     if bar is not None:
       bar.close()
     return {"features": np.concatenate(feats).astype(np.float32),
             "logits": np.concatenate(logits) if logits else None}
+
