@@ -88,7 +88,13 @@ _STRICT_SECTIONS = ("data", "train", "eval", "parallel")
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects keys that this schema does not define (a typo would otherwise be silently ignored)."""
+  """Rejects keys that this schema does not define (a typo would otherwise be silently ignored),
+  values of the wrong type and sizes out of range (`validate_values`), each in one line."""
+  _validate_keys(config)
+  validate_values(config)
+
+
+def _validate_keys(config: ml_collections.ConfigDict) -> None:
   ref = get_base_config()
   extra_data = [k for k in config.keys() if k.startswith("data_")]
   unknown = set(config.keys()) - set(ref.keys()) - set(extra_data)
@@ -108,6 +114,105 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for name, p in config.get("penalties", {}).items():
     if not isinstance(p, (dict, ml_collections.ConfigDict)):
       raise ValueError(f"config.penalties.{name} must be a dict {{weight, every, ...}}; got {p!r}")
+
+
+# The smallest valid value of each integer field, and what its edge means. A zero batch size or
+# interval otherwise ends in a ZeroDivisionError (`step % log_every`, `batch % devices`) or an
+# empty array deep in a jitted step, and a negative one slices data from the end.
+_MINIMUM = {
+    "data.batch_size": (1, ""), "data.prefetch": (1, ""), "data.image_size": (1, " (None keeps the stored size)"),
+    "data.center_crop": (0, " (0 = no crop)"), "data.max_examples": (1, " (None = all)"),
+    "data.num_classes": (0, " (None or 0 = from the data)"),
+    "train.num_steps": (0, " (0 builds the model and logs its parameter counts)"), "train.d_steps": (1, ""),
+    "train.g_steps": (1, ""), "train.grad_accum": (1, ""), "train.log_every": (1, ""),
+    "train.sample_every": (0, " (0 = no sample grids)"), "train.checkpoint_every": (1, ""),
+    "train.keep_checkpoints": (1, ""), "train.num_sample_images": (1, ""),
+    "eval.every": (0, " (0 = no evaluation during training)"), "eval.num_samples": (1, ""), "eval.batch_size": (1, ""),
+    "parallel.num_processes": (1, ""), "parallel.process_id": (0, ""),
+}
+_NET_MINIMUM = {"optim.lr": (0.0, ""), "ema.decay": (0.0, " (0 = no EMA)"), "ema.start": (0, ""),
+                "sn.n_power_iterations": (1, ""), "ortho": (0.0, ""), "clip": (0.0, " (0 = no clipping)")}
+
+
+def validate_values(config: ml_collections.ConfigDict) -> None:
+  """Each field of the fixed sections (and `nets.<name>`) has the type of its default in
+  `get_base_config()` (an int field takes no float or bool; a float field takes an int), and sizes,
+  counts and intervals are in range (`_MINIMUM`). The message names the field and the fix:
+  `config.data.batch_size=0 must be an int >= 1: pass --config.data.batch_size=N`.
+  Values set from the command line were type-checked by ml_collections already; these checks
+  catch config files and config.json files, which assign freely."""
+  ref = get_base_config()
+  sections = [(s, ref[s]) for s in _STRICT_SECTIONS if s in config]
+  sections += [(k, data_config()) for k in config.keys() if k.startswith("data_")]
+  sections += [(f"nets.{n}", nets_lib.net_config()) for n in config.get("nets", {}).keys()]
+  for prefix, ref_section in sections:
+    section = config
+    for key in prefix.split("."):
+      section = section[key]
+    _check_types(section, ref_section, prefix)
+  for prefix, _ in sections:
+    base = "data" if prefix.startswith("data_") else prefix   # data_<name>: more sources, data's fields
+    table = _NET_MINIMUM if prefix.startswith("nets.") else {
+        k.split(".", 1)[1]: v for k, v in _MINIMUM.items() if k.split(".", 1)[0] == base}
+    section = config
+    for key in prefix.split("."):
+      section = section[key]
+    for path, (lo, meaning) in table.items():
+      value = _get_path(section, path)
+      if value is None:
+        continue
+      if value < lo:
+        kind = "a number" if isinstance(lo, float) else "an int"
+        raise ValueError(f"config.{prefix}.{path}={value!r} must be {kind} >= {lo}{meaning}: "
+                         f"pass --config.{prefix}.{path}=<{'x' if isinstance(lo, float) else 'N'} >= {lo}>")
+  z_dim = _get_path(config, "model.z_dim")   # the model section is the family's; z_dim is read by every latent model
+  if z_dim is not None and (isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1):
+    raise ValueError(f"config.model.z_dim={z_dim!r} must be an int >= 1 (the latent size): pass --config.model.z_dim=<N >= 1>")
+  decay = [(n, _get_path(config.nets[n], "ema.decay")) for n in config.get("nets", {}).keys()]
+  for name, value in decay:
+    if value is not None and value >= 1:
+      raise ValueError(f"config.nets.{name}.ema.decay={value!r} must be < 1 (0.999 is typical, 0 = no EMA): "
+                       f"pass --config.nets.{name}.ema.decay=<x in [0, 1)>")
+
+
+def _get_path(section, path):
+  for key in path.split("."):
+    if not hasattr(section, "keys") or key not in section.keys():
+      return None
+    section = section[key]
+  return section
+
+
+def _type_of(ref, key):
+  """The type a field accepts: a FieldReference's declared type, else its default's type."""
+  try:
+    kind = ref.get_type(key)
+  except (AttributeError, KeyError):
+    kind = type(ref[key])
+  return None if kind is type(None) else kind
+
+
+def _check_types(cfg, ref, prefix):
+  for key in cfg.keys():
+    if key not in ref.keys():
+      continue  # _validate_keys reported it
+    if isinstance(ref[key], ml_collections.ConfigDict):
+      if hasattr(cfg[key], "keys"):
+        _check_types(cfg[key], ref[key], f"{prefix}.{key}")
+      else:
+        raise ValueError(f"config.{prefix}.{key} must be a section (a dict of {sorted(ref[key].keys())}), "
+                         f"got {cfg[key]!r}: set its fields, e.g. --config.{prefix}.{key}.{sorted(ref[key].keys())[0]}=...")
+      continue
+    kind, value = _type_of(ref, key), cfg[key]
+    if kind is None or value is None:
+      continue
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+          isinstance(value, kind))
+    if not ok:
+      raise ValueError(f"config.{prefix}.{key}={value!r} is a {type(value).__name__}, not a {kind.__name__}: "
+                       f"set it to a {kind.__name__} (--config.{prefix}.{key}=<{kind.__name__}>)")
 
 
 def _check_keys(cfg, ref, prefix):

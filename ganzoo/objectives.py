@@ -54,7 +54,7 @@ def names() -> list[str]:
 def get_objective(name: str, **kwargs: Any) -> Objective:
   """Returns the objective `name` built with `kwargs` (e.g. least_squares: a, b, c)."""
   if name not in _REGISTRY:
-    raise ValueError(f"unknown objective {name!r}; set config.objective to one of {names()}")
+    raise ValueError(f"unknown objective {name!r}; set config.loss.name to one of {names()}")
   factory = _REGISTRY[name]
   try:
     inspect.signature(factory).bind(**kwargs)

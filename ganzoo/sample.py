@@ -14,11 +14,12 @@ checkpoint, and writes a PNG with `ganzoo.sampling` from the EMA networks of a l
 - interpolation: `--rows` rows of `--num` images from G(z0, y) to G(z1, y) (lerp or slerp).
 `--truncation=t` draws z from N(0, I) truncated to [-t, t] (classes, interpolation); 0 = none.
 Classes default to 0..min(K, 10)-1. The data set only supplies the image shape and the number of
-classes; when it is not on this machine, pass `--image_shape=H,W,C` and `--num_classes=K`.
+classes; a standard one (cifar10, celeb_a, ...) that is not on this machine gives its known shape,
+and for any other pass `--image_shape=H,W,C` and `--num_classes=K`. A bad input is one `error:`
+line; `--verbose` (or GANZOO_VERBOSE=1) shows the traceback.
 """
 
 import os
-import sys
 from typing import Sequence
 
 from absl import app
@@ -26,9 +27,9 @@ from absl import flags
 from absl import logging
 import jax
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
+from ganzoo import config_flags
 from ganzoo import methods
 from ganzoo import sampling
 from ganzoo.runs import build_method, load_run_config, restore_state  # noqa: F401
@@ -107,10 +108,13 @@ def sample(workdir: str, mode: str, out: str | None = None, config: ml_collectio
 
 def define_flags() -> None:
   """CLI flags; defined only when run as a program, so importing this module defines none."""
-  global _WORKDIR, _MODE, _CONFIG, _OUT, _NUM, _ROWS, _CLASSES, _TRUNCATION, _THRESHOLDS, _INTERP, _SEED, _EMA, _IMAGE_SHAPE, _NUM_CLASSES
+  global _WORKDIR, _MODE, _CONFIG, _OUT, _NUM, _ROWS, _CLASSES, _TRUNCATION, _THRESHOLDS, _INTERP, _SEED, _EMA, _IMAGE_SHAPE, _NUM_CLASSES, _VERBOSE
   _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (config.json + checkpoints/).")
   _MODE = flags.DEFINE_enum("mode", "classes", MODES, "Which sheet to write.")
-  _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (default: the run's config.json).")
+  _CONFIG = config_flags.define_config_flag("config", "Config name or file, with :variant (default: the run's "
+                                            "config.json).")
+  _VERBOSE = flags.DEFINE_bool("verbose", False, "Show the traceback of an error instead of one line "
+                               f"(also ${config_flags.VERBOSE_ENV}=1).")
   _OUT = flags.DEFINE_string("out", None, "Output PNG (default: workdir/samples/<mode>_step_<step>.png).")
   _NUM = flags.DEFINE_integer("num", 8, "Samples per row (classes, truncation) / steps (interpolation).")
   _ROWS = flags.DEFINE_integer("rows", 4, "Rows of an interpolation sheet.")
@@ -131,11 +135,11 @@ def _threshold(value: str) -> float | None:
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config_flags.report_error(ValueError(f"unexpected arguments {argv[1:]}: pass flags as --name=value"))
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required")
+    config_flags.report_error(ValueError("--workdir is required: pass --workdir=DIR, the folder of a trained run"))
   try:
     path = sample(_WORKDIR.value, _MODE.value, out=_OUT.value, config=_CONFIG.value,
                   image_shape=_IMAGE_SHAPE.value, num_classes=_NUM_CLASSES.value, use_ema=_EMA.value,
@@ -143,12 +147,13 @@ def main(argv):
                   classes=[int(c) for c in _CLASSES.value] if _CLASSES.value else None,
                   truncation=_TRUNCATION.value or None,
                   thresholds=[_threshold(t) for t in _THRESHOLDS.value], interp=_INTERP.value)
-  except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  except config_flags.USER_ERRORS as e:
+    if _VERBOSE.value or config_flags.verbose():
+      raise
+    config_flags.report_error(e)
   print(path)
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

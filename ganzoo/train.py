@@ -156,12 +156,21 @@ def data_seed(config: ml_collections.ConfigDict) -> int:
   return int(config.seed if seed is None else seed)
 
 
-def setup(config: ml_collections.ConfigDict, mesh=None):
-  """Builds (dataset, method, mesh) from a config; shared by training, evaluation and sampling."""
+def setup(config: ml_collections.ConfigDict, mesh=None, need_data: bool | None = None):
+  """Builds (dataset, method, mesh) from a config; shared by training, evaluation and sampling.
+
+  `need_data=False` (default: only when `train.num_steps` is 0) lets a standard data set that is
+  not on this machine (`ganzoo.data.sources.KNOWN_DATASETS`: mnist, fashion_mnist, cifar10, ...)
+  stand in by its known image shape and class count: building the model and counting its
+  parameters, or sampling a trained run, reads no example. Reading a batch from such a stand-in
+  raises the data set's DatasetNotFoundError (how to get it).
+  """
   config_lib.validate_config(config)
   mesh = mesh if mesh is not None else parallel.make_mesh()
   parallel.check_batch_size(config.data.batch_size, mesh, config.train.get("grad_accum", 1))
-  dataset = data_lib.build_dataset(config.data, data_seed(config), jax.process_index(), jax.process_count())
+  need_data = int(config.train.num_steps) > 0 if need_data is None else need_data
+  dataset = data_lib.build_dataset(config.data, data_seed(config), jax.process_index(), jax.process_count(),
+                                   allow_absent=not need_data)
   method = methods.build(config, methods.DataSpec(tuple(dataset.image_shape), int(dataset.num_classes or 0)))
   return dataset, method, mesh
 

@@ -108,6 +108,8 @@ class Dataset:
     this process's slices stacked: {'image': uint8 [count, B_local, ...], 'label': int32 [count,
     B_local]} (float32 points for synthetic 2-D data)."""
     self._check_batch(batch_size)
+    if isinstance(self.source, sources_lib.ShapeOnlySource):
+      raise sources_lib.DatasetNotFoundError(self.source.missing)
     b_local = batch_size // self.process_count
     lo = self.process_index * b_local
     parts = []
@@ -157,10 +159,12 @@ def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
 
 
 def build_dataset(data_config: Any, seed: int, process_index: int | None = None,
-                  process_count: int | None = None) -> Dataset:
+                  process_count: int | None = None, allow_absent: bool = False) -> Dataset:
   """A ``Dataset`` from the ``data`` config (fields in the ``ganzoo.data`` docstring).
 
   ``process_index``/``process_count`` default to ``jax.process_index()``/``jax.process_count()``.
+  ``allow_absent``: a standard data set that is not on this machine stands in by its known shape
+  and class count (``sources.KNOWN_DATASETS``); reading a batch of it raises DatasetNotFoundError.
   """
   if process_index is None or process_count is None:
     import jax  # pylint: disable=g-import-not-at-top
@@ -176,7 +180,8 @@ def build_dataset(data_config: Any, seed: int, process_index: int | None = None,
       image_size=_cfg_get(data_config, 'image_size'),
       center_crop=_cfg_get(data_config, 'center_crop'),
       max_examples=_cfg_get(data_config, 'max_examples'),
-      num_classes=_cfg_get(data_config, 'num_classes'))
+      num_classes=_cfg_get(data_config, 'num_classes'),
+      allow_absent=allow_absent)
   return Dataset(source, seed=seed, process_index=process_index, process_count=process_count,
                  global_batch_size=_cfg_get(data_config, 'batch_size'), name=name)
 

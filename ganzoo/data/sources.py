@@ -19,6 +19,8 @@ from __future__ import annotations
 import gzip
 import os
 import pathlib
+import zipfile
+import zlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -258,18 +260,31 @@ class FolderSource(LazySource):
     self.num_examples = len(files)
     self._size = size
     self._crop = center_crop
-    with Image.open(files[0]) as im:
-      self._mode = 'L' if im.mode in ('L', 'LA', 'I', 'I;16', '1', 'F') else 'RGB'
+    try:
+      with Image.open(files[0]) as im:
+        self._mode = 'L' if im.mode in ('L', 'LA', 'I', 'I;16', '1', 'F') else 'RGB'
+    except Exception as e:  # pylint: disable=broad-except
+      raise _bad_image(files[0], e) from None
     self.image_shape = self._read(0)[0].shape
 
   def _read(self, i: int) -> tuple[np.ndarray, int | None]:
     from PIL import Image  # pylint: disable=g-import-not-at-top
-    with Image.open(self.files[i]) as im:
-      image = np.asarray(im.convert(self._mode), np.uint8)
+    try:
+      with Image.open(self.files[i]) as im:
+        image = np.asarray(im.convert(self._mode), np.uint8)
+    except Exception as e:  # pylint: disable=broad-except
+      # PIL raises UnidentifiedImageError (not an image), OSError (truncated) or even SyntaxError
+      # (a broken PNG chunk); any of them is a bad file, not a bug.
+      raise _bad_image(self.files[i], e) from None
     if image.ndim == 2:
       image = image[..., None]
     image = transform_image(image, self._size, self._crop)
     return image, int(self.labels[i])
+
+
+def _bad_image(path, exc: BaseException) -> ValueError:
+  return ValueError(f'{path} is not a readable image ({type(exc).__name__}: {_first_line(exc, 100)}): '
+                    'delete or replace it (or re-save it as PNG/JPEG)')
 
 
 class SyntheticSource:
@@ -295,8 +310,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
   """Reads an IDX file (gzip detected from its first bytes): magic 0x0000TTDD, DD big-endian dims."""
   with open(path, 'rb') as f:
     gz = f.read(2) == b'\x1f\x8b'
-  with (gzip.open(path, 'rb') if gz else open(path, 'rb')) as f:
-    data = f.read()
+  try:
+    with (gzip.open(path, 'rb') if gz else open(path, 'rb')) as f:
+      data = f.read()
+  except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # a cut-off download
+    raise ValueError(f'{path} is not a readable gzip file ({_first_line(e, 80)}); re-download it.') from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
     raise ValueError(f'{path} is not an IDX file (bad magic number); re-download it.')
   ndim = data[3]
@@ -380,11 +398,38 @@ def load_npz(path: str, size=None, center_crop=None, max_examples=None,
   if not p.is_file():
     raise DatasetNotFoundError(f"npz file {p} not found: set data.path to an .npz with key 'images' "
                                "(uint8 NHWC or NHW) and optional 'labels'.")
-  with np.load(p) as z:
-    if 'images' not in z:
-      raise ValueError(f"{p} has no key 'images' (keys: {sorted(z.keys())}); save it with np.savez(path, images=...).")
-    images = z['images']
-    labels = z['labels'] if 'labels' in z else None
+  save = "save it with np.savez(path, images=uint8 [N, H, W, C], labels=int [N])"
+  with open(p, 'rb') as f:
+    magic = f.read(6)
+  if not (magic.startswith(b'PK') or magic == b'\x93NUMPY'):
+    raise ValueError(f'{p} is not an .npz file (no zip header): {save}.')
+  try:
+    z = np.load(p)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise ValueError(f'{p} is not a readable .npz ({_first_line(e, 80)}): {save}.') from None
+  if not isinstance(z, np.lib.npyio.NpzFile):
+    raise ValueError(f'{p} holds one array {getattr(z, "shape", "")}, not an .npz of named arrays: {save}.')
+  try:
+    with z:
+      if 'images' not in z:
+        raise ValueError(f"{p} has no key 'images' (keys: {sorted(z.keys())}): {save}.")
+      images = z['images']
+      labels = z['labels'] if 'labels' in z else None
+  except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise ValueError(f'{p} is not a readable .npz ({_first_line(e, 80)}): {save}.') from None
+  except ValueError as e:
+    if 'images' in str(e) and str(p) in str(e):
+      raise
+    raise ValueError(f'{p} cannot be read without pickle ({_first_line(e, 80)}): {save}.') from None
+  if images.ndim not in (3, 4) or 0 in images.shape[1:]:
+    raise ValueError(f"{p}: 'images' has shape {images.shape}, not [N, H, W, C] or [N, H, W]: "
+                     "reshape it (e.g. x.reshape(-1, 28, 28, 1)) before saving.")
+  if labels is not None and (labels.ndim == 0 or labels.size != labels.shape[0] or labels.shape[0] != images.shape[0]):
+    raise ValueError(f"{p}: 'labels' has shape {labels.shape} for {len(images)} images: save one integer "
+                     "class per image, labels=int [N].")
+  if labels is not None and labels.size and (not np.issubdtype(labels.dtype, np.number) or labels.min() < 0):
+    raise ValueError(f"{p}: 'labels' must be class ids >= 0, got {labels.dtype} labels "
+                     f"(minimum {labels.min()}): save labels=np.int32 ids 0..K-1.")
   if max_examples is not None:
     images = images[:int(max_examples)]
     labels = labels[:int(max_examples)] if labels is not None else None
@@ -446,6 +491,73 @@ def open_tfds(name: str, split: str = 'train', data_dir: str | None = None, size
                     num_classes=num_classes)
 
 
+# ----------------------------------------------------------------------------- known shapes
+
+# The stored image shape (H, W, C) and class count of standard data sets, from their tfds feature
+# specs (tfds catalog: `features['image'].shape`, `features['label'].num_classes`; None classes =
+# no 'label' feature, H = W = None = images of varying size, which need data.image_size). With them a
+# model is built without the data (train.num_steps=0 logs parameter counts; sampling a run).
+KNOWN_DATASETS: dict[str, tuple[int | None, int | None, int, int | None]] = {
+    'mnist': (28, 28, 1, 10),
+    'fashion_mnist': (28, 28, 1, 10),
+    'kmnist': (28, 28, 1, 10),
+    'cifar10': (32, 32, 3, 10),
+    'cifar100': (32, 32, 3, 100),        # 'label' (100 fine classes), not 'coarse_label'
+    'svhn_cropped': (32, 32, 3, 10),
+    'stl10': (96, 96, 3, 10),
+    'celeb_a': (218, 178, 3, None),      # aligned faces; attributes are not class labels
+    'imagenet_resized/32x32': (32, 32, 3, 1000),
+    'imagenet_resized/64x64': (64, 64, 3, 1000),
+    'imagenet2012': (None, None, 3, 1000),
+    'lsun/bedroom': (None, None, 3, None),
+}
+
+
+def known_shape(name: str, image_size=None, center_crop=None,
+                num_classes: int | None = None) -> tuple[tuple[int, int, int], int | None] | None:
+  """(image_shape, num_classes) that ``open_source`` would give for a standard data set with these
+  settings, computed from ``KNOWN_DATASETS`` without the data; None for another name.
+
+  Mirrors the pipeline: celeb_a's default 108 crop and 64x64 size (``open_tfds``); a crop of side
+  min(center_crop, H, W), then ``image_size`` when set; a class override applies to labelled sets.
+  """
+  base = name.split(':')[0]
+  if base not in KNOWN_DATASETS:
+    return None
+  h, w, c, classes = KNOWN_DATASETS[base]
+  size = parse_image_size(image_size)
+  if base == 'celeb_a':
+    center_crop = CELEBA_CROP if center_crop is None else center_crop
+    size = size or (CELEBA_SIZE, CELEBA_SIZE)
+  if size is not None:
+    shape = (size[0], size[1], c)
+  elif center_crop and h is not None:
+    side = min(int(center_crop), h, w)
+    shape = (side, side, c)
+  elif h is not None:
+    shape = (h, w, c)
+  else:
+    raise ValueError(f'{name} has images of varying size: set data.image_size (e.g. 64) to build the model '
+                     'without the data.')
+  return shape, ((num_classes or classes) if classes is not None else None)
+
+
+class ShapeOnlySource:
+  """A standard data set that is not on this machine, by its known shape (``known_shape``): enough
+  to build a model; reading an example raises the DatasetNotFoundError that says how to get it."""
+
+  def __init__(self, name: str, image_shape, num_classes: int | None, missing: str):
+    self.name = name
+    self.image_shape = tuple(int(s) for s in image_shape)
+    self.num_classes = num_classes
+    self.has_labels = num_classes is not None
+    self.num_examples = None  # unknown: no batch-size check against it
+    self.missing = missing
+
+  def get(self, indices) -> dict[str, np.ndarray]:
+    raise DatasetNotFoundError(self.missing)
+
+
 # ----------------------------------------------------------------------------- name resolution
 
 SOURCES = ('auto', 'idx', 'tfds', 'npz', 'folder', 'synthetic')
@@ -453,8 +565,24 @@ SOURCES = ('auto', 'idx', 'tfds', 'npz', 'folder', 'synthetic')
 
 def open_source(name: str, split: str = 'train', source: str = 'auto', data_dir: str | None = None,
                 path: str | None = None, image_size=None, center_crop: int | None = None,
-                max_examples: int | None = None, num_classes: int | None = None):
-  """Resolves (name, source) to a source object; see the ``ganzoo.data`` docstring for the rules."""
+                max_examples: int | None = None, num_classes: int | None = None,
+                allow_absent: bool = False):
+  """Resolves (name, source) to a source object; see the ``ganzoo.data`` docstring for the rules.
+
+  ``allow_absent``: a standard data set (``KNOWN_DATASETS``) that is not found gives a
+  ``ShapeOnlySource`` instead of raising DatasetNotFoundError.
+  """
+  try:
+    return _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes)
+  except DatasetNotFoundError as e:
+    known = (known_shape(name, image_size, center_crop, num_classes)
+             if allow_absent and (source or 'auto') in ('auto', 'idx', 'tfds') else None)
+    if known is None:
+      raise
+    return ShapeOnlySource(name, known[0], known[1], str(e))
+
+
+def _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes):
   source = source or 'auto'
   if source not in SOURCES:
     raise ValueError(f'data.source must be one of {SOURCES}, got {source!r}.')
