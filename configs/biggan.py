@@ -23,11 +23,20 @@ imagenet128 (default; paper Sec. 4, App. B/C, the 'BigGAN' row of Table 1): Imag
 `pytorch` variant: BigGAN-PyTorch's launch_BigGAN_bs256x8.sh (the public reproduction, batch
   256 x 8 accumulations): G lr 1e-4 / D lr 4e-4, 1 D step per G step, no orthogonal
   regularization (`--G_ortho 0.0`); everything else as above.
-cifar10: BigGAN-PyTorch's CIFAR-10 script (scripts/launch_cifar_ema.sh): batch 64, ch=64 (every
-  block 256 channels), z 128, no shared embedding and no skip-z (per-class BN gain/bias tables),
-  no attention, Xavier (Glorot) init, G lr 1e-4 / D lr 4e-4, Adam(0, 0.999, eps 1e-8), 1 D step,
-  no orthogonal regularization, EMA 0.9999 from step 1000, 500 epochs (390k steps), hinge, SN in
-  G and D.
+Spectral norm eps 1e-6 in G and D for imagenet128 (both variants): `--SN_eps 1e-6` of
+  ajbrock/BigGAN-PyTorch scripts/launch_BigGAN_bs256x8.sh (and its other ImageNet launch
+  scripts); the floor on the norms of the power iteration's u and v (F.normalize(., eps) in its
+  layers.py power_iteration), as ganzoo.spectral_norm uses it. The paper does not state it.
+cifar10: BigGAN-PyTorch's CIFAR-10 script as it stands (ajbrock/BigGAN-PyTorch
+  scripts/launch_cifar_ema.sh, commit b588d62 "Improve docs, update scripts"; its first version
+  had batch 64, 1 D step, 1e-4/4e-4 and Xavier init): `--batch_size 50 --num_D_steps 4 --G_lr 2e-4
+  --D_lr 2e-4 --G_init N02 --D_init N02` (init N(0, 0.02)), `--G_ortho 0.0`, no attention, EMA
+  0.9999 from step 1000 (`--ema_start 1000`), 500 epochs: each step reads 4 x 50 images
+  (train.py's D_batch_size), so 250 steps per epoch (drop_last) and 125k steps. The rest are
+  utils.py's defaults: ch 64 (every block 256 channels), z 128, no shared embedding and no
+  skip-z (per-class BN gain/bias tables), Adam(0, 0.999, eps 1e-8), SN eps 1e-8, G batch = D
+  batch; hinge loss, SN in G and D. Batch 50 divides over 1, 2, 5 or 10 devices (the script
+  uses 2); on 8, pass e.g. --config.data.batch_size=48.
 tiny: test size (ch=8, batch 8 in 2 micro-batches, 32x32 images).
 """
 
@@ -49,6 +58,7 @@ def _imagenet128(c):
   c.model.init = "ortho"
   for net, lr in (("g", 5e-5), ("d", 2e-4)):
     c.nets[net].optim.update(dict(name="adam", lr=lr, b1=0.0, b2=0.999, eps=1e-6, decay="none"))
+    c.nets[net].sn.eps = 1e-6           # --SN_eps 1e-6 (launch_BigGAN_bs256x8.sh)
   c.train.d_steps = 2
   c.nets.g.ortho = 1e-4
   c.nets.g.ema.decay = 0.9999
@@ -61,21 +71,22 @@ def _imagenet128(c):
 def _cifar10(c):
   c.data.name = "cifar10"
   c.data.image_size = None
-  c.data.batch_size = 64
+  c.data.batch_size = 50                # --batch_size 50
   c.train.grad_accum = 1
   c.model.ch = 64
   c.model.z_dim = 128
   c.model.shared_dim = 0
   c.model.hier = False
   c.model.attention_resolution = 0
-  c.model.init = "glorot"
-  for net, lr in (("g", 1e-4), ("d", 4e-4)):
-    c.nets[net].optim.update(dict(name="adam", lr=lr, b1=0.0, b2=0.999, eps=1e-8, decay="none"))
-  c.train.d_steps = 1
+  c.model.init = "normal"               # --G_init N02 --D_init N02
+  for net in ("g", "d"):                # --G_lr 2e-4 --D_lr 2e-4; utils.py: B1 0, B2 0.999, adam_eps 1e-8
+    c.nets[net].optim.update(dict(name="adam", lr=2e-4, b1=0.0, b2=0.999, eps=1e-8, decay="none"))
+    c.nets[net].sn.eps = 1e-8           # utils.py --SN_eps default
+  c.train.d_steps = 4                   # --num_D_steps 4
   c.nets.g.ortho = 0.0
   c.nets.g.ema.decay = 0.9999
   c.nets.g.ema.start = 1_000
-  c.train.num_steps = 390_000
+  c.train.num_steps = 125_000           # 500 epochs x 50000 // (50 x 4)
   c.train.checkpoint_every = 2_000
   c.train.sample_every = 2_000
 

@@ -6,14 +6,19 @@
 D(x, y) = psi(phi(x)) + <embed(y), phi(x)>: the class enters D as an inner product of a learned
 class embedding with D's feature vector; G uses class-conditional BatchNorm (per-class gain and
 bias). Spectral normalization in D only (including the embedding), hinge loss.
+Each G update draws twice D's batch of latents (`train.g_batch_size` = 2 x data.batch_size):
+  the updater's `n_gen_samples` (pfnet-research/sngan_projection updater.py) is 128 for a batch
+  of 64 in configs/sn_cifar10_conditional.yml and 32 per GPU for 16 per GPU (4 GPUs, README_paper
+  .md) in configs/sn_projection.yml.
 cifar10 (default): the SNGAN CIFAR-10 ResNet (`sngan_resnet`, g_ch 256, d_ch 128) made
-  conditional; Adam(lr=2e-4, beta1=0, beta2=0.9), n_dis=5, batch 64, 50k G updates with the lr
-  decayed linearly to 0 (the SNGAN CIFAR-10 schedule of the same authors).
+  conditional; configs/sn_cifar10_conditional.yml: Adam(alpha 2e-4, beta1 0, beta2 0.9),
+  n_dis 5, batchsize 64, iteration 50k with the lr decayed linearly to 0 from
+  iteration_decay_start 0 (train_mn.py's LinearShift of alpha).
 imagenet128: the paper's ImageNet 128x128 ResNet (G: 4x4x1024 -> 5 up blocks 16,8,4,2,1 x 64;
   D: 6 down blocks 1,2,4,8,16,16 x 64, sum pooling, projection) -- the SAGAN layout without
-  attention, so it is `sagan` with attention_resolution=0 and no SN in G. Adam(2e-4, 0, 0.9),
-  n_dis=5, batch 64, 450k G updates; the authors decay the lr linearly over the last 50k, which the
-  zoo's schedule cannot express, so it is kept constant here. Init Glorot uniform.
+  attention, so it is `sagan` with attention_resolution=0 and no SN in G. Init Glorot uniform.
+  configs/sn_projection.yml: Adam(2e-4, 0, 0.9), n_dis 5, batch 4 x 16 = 64, iteration 450k,
+  the lr constant until iteration_decay_start 400k, then linear to 0 at 450k (optim.decay_start).
 tiny: test size.
 """
 
@@ -32,6 +37,7 @@ def get_config(arg=None):
   for net in ("g", "d"):
     c.nets[net].optim.update(dict(name="adam", lr=2e-4, b1=0.0, b2=0.9, eps=1e-8, decay="linear"))
   c.train.d_steps = 5
+  c.train.g_batch_size = c.data.get_ref("batch_size") * 2   # n_gen_samples
   c.train.num_steps = 50_000
   variants = [v.strip() for v in (arg or "").split(",") if v.strip()]
   unknown = set(variants) - {"cifar10", "imagenet128", "tiny"}
@@ -45,7 +51,7 @@ def get_config(arg=None):
     c.model.attention_resolution = 0
     c.model.init = "glorot"
     for net in ("g", "d"):
-      c.nets[net].optim.decay = "none"
+      c.nets[net].optim.decay_start = 400_000   # iteration_decay_start
     c.train.num_steps = 450_000
     c.train.checkpoint_every = 5_000
   if "tiny" in variants:

@@ -41,6 +41,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.num_steps = 10_000        # train steps (GAN: generator updates)
   c.train.d_steps = 1               # gan family: D updates per step (n_critic)
   c.train.g_steps = 1               # gan family: G updates per step
+  # gan family: latents per G update (None = data.batch_size; WGAN-GP's reference: 2x D's batch).
+  c.train.g_batch_size = ml_collections.FieldReference(None, field_type=int)
+  # gan family: d_steps D updates (instead of train.d_steps) at steps s < `steps` and, when every > 0,
+  # at s % every == 0 (WGAN's reference: 100 for the first 25 and every 500th step); d_steps 0 = off.
+  c.train.d_steps_warmup = ml_collections.ConfigDict(dict(steps=0, d_steps=0, every=0))
   c.train.grad_accum = 1            # micro-batches per update
   c.train.log_every = 100
   c.train.sample_every = 1_000

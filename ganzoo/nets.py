@@ -5,8 +5,11 @@ spectral normalization, EMA, orthogonal regularization and weight clipping) buil
 network's config section `config.nets.<name>`:
 
   nets.<name>.optim   optimizer: name (adam|rmsprop|sgd|adamw), lr, betas/eps/..., decay
-                      ('none' | 'linear'), decay_start (train steps at constant lr before the
-                      linear decay to 0 at the last step; CycleGAN's "100 + 100 epochs")
+                      ('none' | 'linear' | 'exponential'), decay_start (train steps at constant lr
+                      before the decay; linear: to 0 at the last step, CycleGAN's "100 + 100
+                      epochs"; exponential: lr / decay_factor**t, floored at min_lr), sgd's
+                      momentum and its linear ramp to momentum_final (momentum_start,
+                      momentum_saturate: train steps)
   nets.<name>.sn      enabled, n_power_iterations, eps, include, exclude (regexes on param paths)
   nets.<name>.ema     decay (0 = off), start (train step from which the EMA averages)
   nets.<name>.ortho   orthogonal-regularization weight (BigGAN: 1e-4 on G)
@@ -16,12 +19,13 @@ The training step (`ganzoo.step`) calls `normalize` for every network a phase us
 apply it, and `apply_grads` for every network a phase trains.
 """
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from ganzoo import regularizers
@@ -54,7 +58,9 @@ class NetSpec(NamedTuple):
 def net_config(**optim: Any) -> ml_collections.ConfigDict:
   """The default section of one network (`config.nets.<name>`); `optim` overrides optimizer fields."""
   opt = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, decay="none", decay_start=0,
-             decay_rate=0.99, momentum=0.0, weight_decay=0.0)
+             decay_factor=1.0, min_lr=0.0, decay_rate=0.99, momentum=0.0, weight_decay=0.0,
+             momentum_final=ml_collections.FieldReference(None, field_type=float), momentum_start=0,
+             momentum_saturate=0)
   opt.update(optim)
   return ml_collections.ConfigDict(dict(
       optim=opt,
@@ -67,32 +73,72 @@ def net_config(**optim: Any) -> ml_collections.ConfigDict:
 
 
 def learning_rate(cfg: ml_collections.ConfigDict, num_updates: int, decay_start: int = 0) -> optax.Schedule | float:
-  """Constant, or constant for `decay_start` updates then linear to 0 at update `num_updates`.
+  """The learning rate of `nets.<name>.optim` as a function of this network's update count.
 
-  SNGAN decays from the first update (decay_start 0); CycleGAN and pix2pix keep the rate for the
-  first half (`niter`) and decay it over the second (`niter_decay`).
+  decay 'none': constant `lr`.
+  decay 'linear': constant for `decay_start` updates, then linear to 0 at update `num_updates`.
+    SNGAN decays from the first update (decay_start 0); CycleGAN and pix2pix keep the rate for the
+    first half (`niter`) and decay it over the second (`niter_decay`); the projection-cGAN
+    ImageNet run over its last 50k of 450k iterations (`iteration_decay_start`).
+  decay 'exponential': constant for `decay_start` updates, then lr / decay_factor**t (t updates
+    since decay_start), never below `min_lr`: pylearn2's ExponentialDecay update callback
+    (pylearn2/training_algorithms/sgd.py, used by goodfeli/adversarial mnist.yaml), the schedule
+    of the conditional GAN (Mirza & Osindero 2014, arXiv:1411.1784, Sec. 4.1: factor 1.00004,
+    down to 1e-6).
   """
   decay = cfg.get("decay", "none")
   if decay == "none":
     return cfg.lr
+  decay_start = int(decay_start)
   if decay == "linear":
-    decay_start = int(decay_start)
     if not 0 <= decay_start < max(int(num_updates), 1):
       raise ValueError(f"optim.decay_start must lie in [0, num_steps); got {decay_start} of {num_updates} updates")
     linear = optax.linear_schedule(cfg.lr, 0.0, max(int(num_updates) - decay_start, 1))
     if decay_start == 0:
       return linear
     return optax.join_schedules([optax.constant_schedule(cfg.lr), linear], [decay_start])
-  raise ValueError(f"unknown learning-rate decay {decay!r}; use 'none' or 'linear'")
+  if decay == "exponential":
+    factor, floor = float(cfg.get("decay_factor", 1.0)), float(cfg.get("min_lr", 0.0))
+    if not factor >= 1.0:
+      raise ValueError(f"optim.decay_factor must be >= 1 (lr / factor**t); got {factor}")
+    if decay_start < 0:
+      raise ValueError(f"optim.decay_start must be >= 0; got {decay_start}")
+    # lr * exp(-t ln(factor)) with ln(factor) taken in float64 on the host: optax.exponential_decay's
+    # float32 rate**t carries t times the rounding of rate (0.04% at t = 1e5 for 1 / 1.00004).
+    lr, log_factor = float(cfg.lr), float(np.log(factor))
+
+    def schedule(count):
+      t = jnp.maximum(jnp.asarray(count, jnp.float32) - decay_start, 0.0)
+      return jnp.maximum(lr * jnp.exp(-t * log_factor), floor)
+
+    return schedule
+  raise ValueError(f"unknown learning-rate decay {decay!r}; use 'none', 'linear' or 'exponential'")
+
+
+def momentum_schedule(cfg: ml_collections.ConfigDict, start: int, saturate: int) -> optax.Schedule:
+  """SGD momentum ramped linearly from `momentum` at update `start` to `momentum_final` at update
+  `saturate` (constant before and after): pylearn2's MomentumAdjustor(start, saturate,
+  final_momentum) (pylearn2/training_algorithms/learning_rule.py), which the conditional GAN uses
+  to raise the momentum from 0.5 to 0.7 (arXiv:1411.1784, Sec. 4.1). pylearn2 moves it once per
+  epoch; here it moves every update (the same line, sampled finer)."""
+  m0, m1 = float(cfg.get("momentum", 0.0)), float(cfg.momentum_final)
+  start, saturate = int(start), int(saturate)
+  if not 0 <= start < saturate:
+    raise ValueError(f"optim.momentum_start must be >= 0 and < optim.momentum_saturate; got {start}, {saturate} updates")
+  return optax.linear_schedule(m0, m1, saturate - start, transition_begin=start)
 
 
 def build_optimizer(cfg: ml_collections.ConfigDict, num_updates: int, decay_start: int = 0,
-                    lazy_ratio: float = 1.0) -> optax.GradientTransformation:
+                    lazy_ratio: float = 1.0, momentum_ramp: tuple[int, int] = (0, 0)) -> optax.GradientTransformation:
   """An optax optimizer from `nets.<name>.optim`.
 
   adam: b1, b2, eps (DCGAN: 2e-4, 0.5, 0.999; SNGAN/BigGAN: b1=0); rmsprop: decay_rate, eps
-  (WGAN: RMSprop(5e-5), PyTorch-style decay 0.99, eps 1e-8); sgd: momentum; adamw: b1, b2, eps,
-  weight_decay. `lazy_ratio` = k / (k + 1) for a network with a lazy regularizer every k steps:
+  (WGAN: RMSprop(5e-5), PyTorch-style decay 0.99, eps 1e-8); sgd: momentum (PyTorch's form,
+  v = m v + g, step -lr v); adamw: b1, b2, eps, weight_decay.
+  sgd with `momentum_final` set: the momentum follows `momentum_schedule` over `momentum_ramp` =
+  (start, saturate) updates, in pylearn2's form (learning_rule.Momentum: v = m v - lr g, step v),
+  the form of the reference that ramps it; the two forms agree while lr is constant.
+  `lazy_ratio` = k / (k + 1) for a network with a lazy regularizer every k steps:
   lr *= ratio and betas **= ratio, so the extra updates keep the optimizer's time constants
   (Karras et al. 2020, arXiv:1912.04958, App. B; stylegan2-ada-pytorch training_loop.py).
   """
@@ -103,6 +149,11 @@ def build_optimizer(cfg: ml_collections.ConfigDict, num_updates: int, decay_star
   b1, b2 = cfg.get("b1", 0.9) ** lazy_ratio, cfg.get("b2", 0.999) ** lazy_ratio
   if lazy_ratio != 1.0 and name not in ("adam", "adamw"):
     raise ValueError(f"lazy regularization (a penalty with every > 1) rescales Adam's betas; the optimizer is {name!r}")
+  if cfg.get("momentum_final", None) is not None:
+    if name != "sgd":
+      raise ValueError(f"optim.momentum_final ramps SGD's momentum; the optimizer is {name!r}: unset momentum_final")
+    momentum = optax.inject_hyperparams(optax.trace)(decay=momentum_schedule(cfg, *momentum_ramp))
+    return optax.chain(optax.scale_by_learning_rate(lr), momentum)
   if name == "adam":
     return optax.adam(lr, b1=b1, b2=b2, eps=cfg.get("eps", 1e-8))
   if name == "adamw":
@@ -123,15 +174,22 @@ def build_sn(cfg: ml_collections.ConfigDict) -> sn_lib.SpectralNorm:
 
 
 def build_spec(module: nn.Module, cfg: ml_collections.ConfigDict, num_steps: int, updates_per_step: int = 1,
-               lazy_ratio: float = 1.0) -> NetSpec:
+               lazy_ratio: float = 1.0, updates_until: Callable[[int], int] | None = None) -> NetSpec:
   """A NetSpec for `module` from its section `cfg` = config.nets.<name>.
 
-  `updates_per_step`: optimizer updates of this network per train step (n_critic for a critic, plus
-  one for each lazy-regularization update), so schedules end at the last step.
+  The optimizer counts this network's updates, so every step-valued field (num_steps,
+  optim.decay_start, optim.momentum_start/saturate) is turned into an update count by
+  `updates_until(s)` = the network's updates in the first s train steps; by default
+  s * `updates_per_step` (a constant n_critic). A family whose updates per step vary (lazy
+  regularization every k steps, an n_critic schedule) passes its exact count, so schedules end
+  at the last step.
   """
-  num_updates = int(num_steps) * int(updates_per_step)
-  decay_start = int(cfg.optim.get("decay_start", 0)) * int(updates_per_step)
-  return NetSpec(module=module, tx=build_optimizer(cfg.optim, num_updates, decay_start, lazy_ratio),
+  if updates_until is None:
+    updates_until = lambda s: int(s) * int(updates_per_step)
+  num_updates = int(updates_until(int(num_steps)))
+  decay_start = int(updates_until(int(cfg.optim.get("decay_start", 0))))
+  ramp = tuple(int(updates_until(int(cfg.optim.get(k, 0)))) for k in ("momentum_start", "momentum_saturate"))
+  return NetSpec(module=module, tx=build_optimizer(cfg.optim, num_updates, decay_start, lazy_ratio, ramp),
                  sn=build_sn(cfg.sn), ema_decay=float(cfg.ema.decay), ema_start=int(cfg.ema.start),
                  ortho=float(cfg.ortho), clip=float(cfg.clip))
 

@@ -6,12 +6,23 @@ optimizers), n_critic, weight clipping, orthogonal regularization, spectral norm
 network, an EMA of G and gradient accumulation. Phases per step:
 
   d       `train.d_steps` updates of D (n_critic), each on its own real batch and fresh fakes;
-          adversarial loss + AC-GAN term + every penalty with `every == 1`.
+          adversarial loss + AC-GAN term + every penalty with `every == 1`. With
+          `train.d_steps_warmup` = {steps, d_steps, every}, steps s < steps (and s % every == 0
+          when every > 0) run d_steps updates instead: WGAN's reference (martinarjovsky/
+          WassersteinGAN main.py: Diters = 100 while gen_iterations < 25 or % 500 == 0); each such
+          step is its own plan (one more compiled step) and reads d_steps real batches.
   d_reg   every k steps when penalties have `every = k > 1` (lazy regularization, Karras et al.
           2020, arXiv:1912.04958 Sec. 4 and stylegan2-ada-pytorch training/loss.py): the penalties
           alone, times k, on the real batch of D's last update; D's Adam lr and betas are scaled
           by k / (k + 1) (`nets.build_optimizer`).
-  g       `train.g_steps` updates of G on fresh latents.
+  g       `train.g_steps` updates of G on fresh latents, `train.g_batch_size` of them per update
+          (default data.batch_size; WGAN-GP's CIFAR ResNet, igul222/improved_wgan_training
+          gan_cifar_resnet.py GEN_BS_MULTIPLE = 2, and the projection cGAN's n_gen_samples use
+          twice D's batch).
+
+Schedules count each network's optimizer updates, so the family passes build_spec the exact
+number of D updates in the first s steps (n_critic schedule and lazy updates included): a linear
+decay of D's lr ends at D's last update.
 
 Decisions (each is what the reference implementations do unless said otherwise):
 - Each D update draws fresh z (and fake labels); so does each G update (BigGAN-PyTorch does this;
@@ -78,6 +89,34 @@ def build_penalties(cfg: ml_collections.ConfigDict) -> list[tuple[str, float, in
   return out
 
 
+def _d_steps_warmup(t: ml_collections.ConfigDict) -> tuple[int, int, int] | None:
+  """(steps, d_steps, every) from `train.d_steps_warmup`, or None when it is off (d_steps 0)."""
+  w = t.get("d_steps_warmup", None)
+  if w is None or not int(w.get("d_steps", 0)):
+    return None
+  first, d_steps, every = int(w.get("steps", 0)), int(w.d_steps), int(w.get("every", 0))
+  if d_steps < 1 or first < 0 or every < 0 or (first == 0 and every == 0):
+    raise ValueError(f"train.d_steps_warmup needs d_steps >= 1 and steps >= 0, every >= 0, not both 0; got "
+                     f"{dict(steps=first, d_steps=d_steps, every=every)}")
+  return first, d_steps, every
+
+
+def _g_batch_size(t: ml_collections.ConfigDict, batch_size: int, grad_accum: int) -> int:
+  """`train.g_batch_size` (default: data.batch_size), checked against devices and micro-batches.
+
+  data.batch_size is checked against the mesh by train.setup; a G batch that is a multiple of it
+  divides wherever that one does. Other sizes are checked against all devices (the default mesh).
+  """
+  g = t.get("g_batch_size", None)
+  g = batch_size if g is None else int(g)
+  n = jax.device_count()
+  if g < 1 or (g % batch_size and g % (n * grad_accum)):
+    raise ValueError(f"train.g_batch_size={g} must be divisible by the number of devices ({n})"
+                     + (f" times train.grad_accum ({grad_accum})" if grad_accum > 1 else "")
+                     + f"; use a multiple of {n * grad_accum} or of data.batch_size ({batch_size})")
+  return g
+
+
 @methods.register("gan")
 class GAN(methods.Method):
   """A GAN built from a config; the pure pieces a step, a sampler or a notebook needs."""
@@ -98,6 +137,8 @@ class GAN(methods.Method):
     self.d_steps, self.g_steps = int(t.get("d_steps", 1)), int(t.get("g_steps", 1))
     if self.d_steps < 1 or self.g_steps < 1:
       raise ValueError(f"train.d_steps and train.g_steps must be >= 1; got {self.d_steps}, {self.g_steps}")
+    self.warmup = _d_steps_warmup(t)
+    self.g_batch_size = _g_batch_size(t, self.batch_size, self.grad_accum)
     penalties = build_penalties(config.get("penalties", ml_collections.ConfigDict()))
     self.penalties = [p for p in penalties if p[2] == 1]
     self.lazy_penalties = [p for p in penalties if p[2] > 1]
@@ -109,11 +150,11 @@ class GAN(methods.Method):
     if unknown:
       raise ValueError(f"config.nets has {sorted(unknown)}; the 'gan' family trains networks 'g' and 'd'")
     num_steps = int(t.num_steps)
-    d_updates = self.d_steps + (1.0 / self.reg_every if self.reg_every else 0.0)
     ratio = self.reg_every / (self.reg_every + 1.0) if self.reg_every else 1.0
     self.nets = {
         "g": nets_lib.build_spec(self.generator, config.nets.g, num_steps, self.g_steps),
-        "d": nets_lib.build_spec(self.discriminator, config.nets.d, num_steps, d_updates, lazy_ratio=ratio),
+        "d": nets_lib.build_spec(self.discriminator, config.nets.d, num_steps, lazy_ratio=ratio,
+                                 updates_until=self.d_updates_until),
     }
     phases = [step_lib.Phase("d", ("d",), self._d_loss, self._d_prepare, repeats=self.d_steps, stream="real",
                              key=D_KEY)]
@@ -122,6 +163,37 @@ class GAN(methods.Method):
                                    scale=float(self.reg_every), stream="real", key=D_REG_KEY))
     phases.append(step_lib.Phase("g", ("g",), self._g_loss, self._g_prepare, repeats=self.g_steps, key=G_KEY))
     self.phases = tuple(phases)
+    # The same phases with the warm-up's n_critic (built once: plans compare equal step to step).
+    self._warm_phases = (phases[0]._replace(repeats=self.warmup[1]), *phases[1:]) if self.warmup else self.phases
+
+  # -- the n_critic schedule -------------------------------------------------------------------
+  def d_steps_at(self, step: int) -> int:
+    """D updates of the `d` phase at `step` (completed steps): train.d_steps, or the warm-up's."""
+    if self.warmup:
+      first, d_steps, every = self.warmup
+      if step < first or (every and step % every == 0):
+        return d_steps
+    return self.d_steps
+
+  def d_updates_until(self, steps: int) -> int:
+    """D's optimizer updates in the first `steps` steps: the `d` phase's repeats plus the lazy
+    regularizer's updates (steps 0, k, 2k, ... < steps), counted exactly."""
+    steps = int(steps)
+    n = steps * self.d_steps
+    if self.warmup:
+      first, d_steps, every = self.warmup
+      boosted = min(first, steps)
+      if every and steps > first:   # multiples of `every` in [first, steps)
+        boosted += (steps - 1) // every - (first - 1) // every
+      n += boosted * (d_steps - self.d_steps)
+    if self.reg_every:
+      n += -(-steps // self.reg_every)
+    return n
+
+  def plan(self, step: int) -> step_lib.StepPlan:
+    """The phases due at `step`, the `d` phase with `d_steps_at(step)` repeats."""
+    phases = self._warm_phases if self.d_steps_at(step) != self.d_steps else self.phases
+    return step_lib.plan_for_step(phases, int(step))
 
   # -- latents and state -----------------------------------------------------------------------
   def sample_latents(self, rng: jax.Array, n: int) -> tuple[jax.Array, jax.Array | None]:
@@ -196,7 +268,7 @@ class GAN(methods.Method):
   def _g_prepare(self, ctx, data, key):
     del data
     rng_lat, rng_drop = jax.random.split(key)
-    z, y = self.sample_latents(rng_lat, self.batch_size)
+    z, y = self.sample_latents(rng_lat, self.g_batch_size)
     drop_g, drop_d = jax.random.split(rng_drop)
     return {"z": z, "y": y}, {"drop_g": drop_g, "drop_d": drop_d}
 
