@@ -149,7 +149,8 @@ def test_projection_discriminator(name):
   # O(|proj|), which the assert above makes larger than the linear term.
   f = phi.shape[1]
   gamma = (2 * f + 1) * 2.0 ** -24 / (1 - (2 * f + 1) * 2.0 ** -24)
-  terms = np.abs(phi) @ np.abs(w[:, 0]) + abs(b[0]) + np.sum(np.abs(np.asarray(emb, np.float64)[np.asarray(y)] * phi), 1)
+  emb64 = np.asarray(emb, np.float64)[np.asarray(y)]
+  terms = np.abs(phi) @ np.abs(w[:, 0]) + abs(b[0]) + np.sum(np.abs(emb64 * phi), 1)
   assert np.all(np.abs(np.asarray(logits, np.float64) - expected) <= gamma * terms * 1.01)
   # Without the embedding, the same parameters give the unconditional psi(phi(x)). This is another
   # program that recomputes phi: its float32 rounding differs through the whole ResNet, which the
