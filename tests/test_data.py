@@ -137,6 +137,8 @@ def test_tfds_mock_mnist_and_cifar10():
     assert batch['image'].std() > 0.3  # mock pixels are uniform noise, std ~0.58 after scaling
     ref = data.load_images('cifar10')
     expected = ref['image'][data.stream_permutation(1, 'real', 0, 12)[:4]].astype(np.float32) / 127.5 - 1.0
+    # x / 127.5 - 1 in float32 two ways (a division, or a multiply by the rounded reciprocal): at
+    # most 1-2 ulps of values in [-1, 1] (2.4e-7); a wrong permutation or range is O(1e-2) off.
     np.testing.assert_allclose(batch['image'][0], expected, atol=1e-6)
 
 
@@ -205,6 +207,7 @@ def test_image_folder_grey_unlabelled(tmp_path):
 
 
 def test_to_float_range():
+  # float32 vs the float64 values: half an ulp of numbers in [-1, 1] is <= 6e-8.
   np.testing.assert_allclose(data.to_float(np.array([0, 255, 127], np.uint8)),
                              [-1.0, 1.0, 127 / 127.5 - 1.0], atol=1e-7)
 
@@ -285,7 +288,7 @@ def test_missing_fashion_mnist_message_is_one_line(monkeypatch):
 def test_ring8_samples_near_modes_and_deterministic():
   centers, std = synthetic.modes('ring8')
   assert centers.shape == (8, 2) and std == 0.02
-  np.testing.assert_allclose(np.linalg.norm(centers, axis=1), 2.0, atol=1e-6)
+  np.testing.assert_allclose(np.linalg.norm(centers, axis=1), 2.0, atol=1e-6)  # 2 (cos, sin): a few ulps
   ds = data.build_dataset({'name': 'ring8', 'batch_size': 512}, seed=0, process_index=0,
                           process_count=1)
   assert ds.image_shape == (2,) and ds.num_examples is None and ds.num_classes == 8
@@ -293,6 +296,10 @@ def test_ring8_samples_near_modes_and_deterministic():
   x = batch['image'].reshape(-1, 2)
   assert batch['image'].shape == (2, 512, 2) and batch['image'].dtype == np.float32
   dist = np.linalg.norm(x[:, None] - centers[None], axis=-1)
+  # Sampling bounds (any seed): a 2-d Gaussian sample is beyond 6 std with probability e^-18 =
+  # 1.5e-8 (1.6e-5 for all 1024); within 3 std (mode_stats' "high quality") with p = 1 - e^-4.5 =
+  # 0.989, so 0.97 is 5.7 binomial sigma below; the KL of 1024 counts over 8 equal modes from
+  # uniform is ~(8 - 1) / (2 * 1024) = 3.4e-3 on average, 0.02 is > 10 sigma above it.
   assert dist.min(axis=1).max() < 6 * std  # every sample within 6 std of a mode
   np.testing.assert_array_equal(dist.argmin(axis=1), batch['label'].reshape(-1))
   stats = synthetic.mode_stats(x, 'ring8')
@@ -311,7 +318,7 @@ def test_grid25_and_collapsed_stats():
   collapsed = np.repeat(centers[:2], 50, axis=0)
   stats = synthetic.mode_stats(collapsed, 'grid25')
   assert stats['modes_covered'] == 2 and stats['high_quality_fraction'] == 1.0
-  np.testing.assert_allclose(stats['kl_modes'], np.log(25 / 2), rtol=1e-6)
+  np.testing.assert_allclose(stats['kl_modes'], np.log(25 / 2), rtol=1e-6)  # float64 closed form: ~1e-15
   samples = data.load_images('grid25', max_examples=100)
   assert samples['image'].shape == (100, 2) and samples['image'].dtype == np.float32
 

@@ -107,11 +107,17 @@ def test_mlp_maxout():
   _, d = models.build(_cfg('mlp', d_hidden=[3], d_maxout_pieces=2), (2,))
   x = jnp.array([[1.0, -2.0], [0.5, 0.25]])
   variables = d.init(_key(0), x)
-  p = jax.tree.map(np.asarray, variables['params'])
-  h = np.asarray(x) @ p['hidden_0']['kernel'] + p['hidden_0']['bias']
-  h = h.reshape(2, 3, 2).max(axis=-1)
-  expected = (h @ p['out']['kernel'] + p['out']['bias'])[:, 0]
-  np.testing.assert_allclose(d.apply(variables, x), expected, rtol=1e-6)
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables['params'])
+  w1, b1, w2, b2 = p['hidden_0']['kernel'], p['hidden_0']['bias'], p['out']['kernel'], p['out']['bias']
+  xf = np.asarray(x, np.float64)
+  h = (xf @ w1 + b1).reshape(2, 3, 2).max(axis=-1)
+  expected = (h @ w2 + b2)[:, 0]
+  # Rigorous float32 bound (Higham Sec. 3.1, any summation order): gamma_{K+1} (|W|^T |h| + |b|) per
+  # dense layer plus the propagated input error; max over pieces does not increase the error.
+  u = 2.0 ** -24
+  e_h = (3 * u * (np.abs(xf) @ np.abs(w1) + np.abs(b1))).reshape(2, 3, 2).max(axis=-1)
+  bound = (e_h @ np.abs(w2) + 4 * u * (np.abs(h) @ np.abs(w2) + np.abs(b2)))[:, 0] * 1.01
+  assert np.all(np.abs(np.asarray(d.apply(variables, x), np.float64) - expected) <= bound)
 
 
 @pytest.mark.parametrize('name', ['sngan_resnet', 'sngan_cnn'])
@@ -138,11 +144,21 @@ def test_projection_discriminator(name):
   # The projection term is not negligible next to the linear term in this test.
   assert np.max(np.abs(proj)) > np.max(np.abs(psi - b[0]))
   expected = psi + proj
-  np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5 * np.max(np.abs(expected)))
-  # Without the embedding, the same parameters give the unconditional psi(phi(x)).
+  # From the network's own phi the logit is one float32 sum of 2F + 1 terms: rigorously within
+  # gamma_{2F+1} * sum|terms| (Higham Sec. 3.1) on any machine; a missing/transposed projection is
+  # O(|proj|), which the assert above makes larger than the linear term.
+  f = phi.shape[1]
+  gamma = (2 * f + 1) * 2.0 ** -24 / (1 - (2 * f + 1) * 2.0 ** -24)
+  emb64 = np.asarray(emb, np.float64)[np.asarray(y)]
+  terms = np.abs(phi) @ np.abs(w[:, 0]) + abs(b[0]) + np.sum(np.abs(emb64 * phi), 1)
+  assert np.all(np.abs(np.asarray(logits, np.float64) - expected) <= gamma * terms * 1.01)
+  # Without the embedding, the same parameters give the unconditional psi(phi(x)). This is another
+  # program that recomputes phi: its float32 rounding differs through the whole ResNet, which the
+  # probabilistic model (Higham & Mary 2019: lambda sqrt(K) u per layer, K <= 3*3*128, ~10 layers,
+  # lambda = 4) bounds by ~4e-5 of the logits' scale; the embedding's term alone is > 1e-1 of it.
   params_uncond = {k: v for k, v in params.items() if k != 'embed'}
   np.testing.assert_allclose(d_uncond.apply({'params': params_uncond}, x), psi, rtol=1e-4,
-                             atol=1e-5 * np.max(np.abs(psi)))
+                             atol=1e-4 * np.max(np.abs(psi)))
 
 
 def test_conditional_generator_uses_labels():
@@ -158,7 +174,9 @@ def test_conditional_generator_uses_labels():
       lambda p, a: jax.random.normal(_key(3), a.shape)
       if 'beta' in jax.tree_util.keystr(p) else a, variables['params'])
   x = g.apply({**variables, 'params': params}, z, y, train=False)
-  np.testing.assert_allclose(x[1], x[2], atol=1e-6)  # Same z, same label.
+  # Same z, same label: the same arithmetic on two rows; a backend may still round rows in other
+  # SIMD lanes or tail loops, a few ulps of |x| <= 1 (tanh) carried through the net: 1e-6 is 16 ulps.
+  np.testing.assert_allclose(x[1], x[2], atol=1e-6)
   assert np.max(np.abs(x[0] - x[1])) > 1e-3 and np.max(np.abs(x[1] - x[3])) > 1e-3
 
 
@@ -233,6 +251,9 @@ def test_inits():
   g, _ = models.build(_cfg('dcgan', size='tiny', g_ch=16), (32, 32, 3))
   vg = init(g, _key(0), jnp.zeros((2, g.z_dim)))
   w = np.asarray(vg['params']['up_0']['kernel'])  # 4x4x64x32.
+  # Sampling bounds over n = 32768 draws: the std's std error 0.02 / sqrt(2n) = 8e-5 and the mean's
+  # 0.02 / sqrt(n) = 1.1e-4, so 1e-3 is > 9 sigma for any key; the BN scale: 5 sigma of the mean of
+  # 64 and 0.4 relative for their std (std error 1 / sqrt(128) = 9%: 4.5 sigma).
   assert abs(float(np.std(w)) - 0.02) < 1e-3 and abs(float(np.mean(w))) < 1e-3
   scale = np.asarray(vg['params']['bn_project']['scale'])  # 64 channels.
   assert abs(float(np.mean(scale)) - 1.0) < 5 * 0.02 / np.sqrt(scale.size)
@@ -241,6 +262,8 @@ def test_inits():
   vd = init(d, _key(0), jnp.zeros((2, 32, 32, 3)))
   w = vd['params']['block_1']['conv1']['kernel']  # 3x3x16x16, gain sqrt(2).
   bound = np.sqrt(2.0) * np.sqrt(6.0 / (2 * 9 * 16))
+  # Uniform on [-bound, bound]: P(max of n draws < (1 - d) bound) = (1 - d)^n: 0.99^2304 = 1e-10,
+  # 0.95^256 = 2e-6 (the float32 bound itself is the uniform's edge, hence <=).
   assert bound * 0.99 < float(np.max(np.abs(w))) <= bound
   w = vd['params']['block_1']['shortcut']['kernel']  # 1x1x16x16, gain 1.
   assert np.sqrt(6.0 / 32) * 0.95 < float(np.max(np.abs(w))) <= np.sqrt(6.0 / 32)

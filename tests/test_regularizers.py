@@ -8,6 +8,11 @@ import pytest
 
 from ganzoo import regularizers as reg
 
+# Tolerances. The penalties below are means of functions of per-example input-gradient norms over
+# 18 values: a sum of squares (no cancellation) within gamma_18 = 1.1e-6 relative in float32 on
+# any machine; (||g|| - t)^2 scales that by 2 ||g|| / | ||g|| - t | < 4 here (||w|| = W_NORM ~ 4.2,
+# t = 1 or 2) and the reference (numpy float32 or exact) adds as much again: < 1e-5 (rtol). A
+# wrong target, a shared interpolation eps or a missing mean over examples is off by > 1e-2.
 SHAPE = (4, 3, 3, 2)  # small NHWC batch
 W = jnp.asarray(np.random.RandomState(0).normal(size=SHAPE[1:]).astype(np.float32))
 W_NORM = float(np.linalg.norm(np.asarray(W)))
@@ -86,6 +91,8 @@ def test_dragan_linear_critic_and_points():
     pts = reg.dragan_points(real, jax.random.key(1), scale=0.5, interpolate=interpolate)
     delta = np.asarray(pts - real)
     assert delta.shape == SHAPE
+    # pts - real in float32 rounds the sum and the difference once each: <= 1 ulp of |real| <= 4.5
+    # (4.8e-7), plus the std's own rounding (gamma_72 relative): 1e-6 covers both.
     assert delta.min() >= 0.0 and delta.max() <= 0.5 * std + 1e-6
     assert delta.max() > 0.25 * std  # the noise is not degenerate
 
@@ -124,6 +131,7 @@ def test_orthogonal_regularization_by_hand():
   # W (2x2): columns (1,1), (1,-1) are orthogonal -> 0.
   w22 = jnp.array([[1.0, 1.0], [1.0, -1.0]])
   params = {"a": {"kernel": w32, "bias": jnp.ones(2)}, "b": {"kernel": w22}}
+  # Small integers: every product and sum is exact in float32, so rtol 1e-6 only absorbs formatting.
   np.testing.assert_allclose(float(reg.orthogonal_regularization(params)), 8.0, rtol=1e-6)
   w22b = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # W^T W off-diag = 1*2 + 3*4 = 14
   params["b"]["kernel"] = w22b
@@ -138,14 +146,20 @@ def test_orthogonal_regularization_by_hand():
 def test_orthogonal_regularization_conv_orientation():
   # A conv kernel (kh, kw, in, out) is reshaped to (kh*kw*in, out): the Gram matrix is out x out.
   k = np.random.RandomState(0).normal(size=(3, 3, 2, 4)).astype(np.float32)
-  m = k.reshape(-1, 4)
+  m = k.reshape(-1, 4).astype(np.float64)
   gram = m.T @ m
   expected = np.sum((gram * (1 - np.eye(4))) ** 2)
   got = reg.orthogonal_regularization({"Conv_0": {"kernel": jnp.asarray(k)}})
-  np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+  # float32 vs float64: each Gram entry is an 18-term sum within gamma_18 * sum|m_ki m_kj| ~ 1.1e-6
+  # * 11.5 = 1.3e-5 of entries ~ sqrt(18) = 4.2, i.e. 3e-6 relative, 6e-6 once squared; the sum of
+  # positive squares adds nothing: rtol 3e-5 holds anywhere. The transposed Gram (18 x 18) is O(1) off.
+  np.testing.assert_allclose(float(got), expected, rtol=3e-5)
   # An orthogonal (fan_in >= out) kernel has zero penalty, whatever the column norms.
   q, _ = np.linalg.qr(np.random.RandomState(1).normal(size=(18, 4)))
   ortho = (q * np.array([1.0, 2.0, 3.0, 4.0])).reshape(3, 3, 2, 4).astype(np.float32)
+  # Rounding q to float32 (u relative per entry) and the 18-term sums leave each off-diagonal Gram
+  # entry within (2u + gamma_18) * sum|q_ki q_kj| * s_i s_j <= 1.2e-6 * 12 = 1.5e-5: squares summed
+  # over 12 entries <= 3e-9 < 1e-8 on any machine; a non-orthogonal kernel is O(1).
   assert float(reg.orthogonal_regularization({"c": {"kernel": jnp.asarray(ortho)}})) < 1e-8
 
 
@@ -155,15 +169,18 @@ def test_orthogonal_regularization_flax_tree_and_grad():
   kernels = [params["layers_0"]["kernel"], params["layers_2"]["kernel"]]
   expected = 0.0
   for k in kernels:
-    m = np.asarray(k).reshape(-1, k.shape[-1])
+    m = np.asarray(k, np.float64).reshape(-1, k.shape[-1])
     g = m.T @ m
     expected += np.sum((g * (1 - np.eye(g.shape[0]))) ** 2)
   val, grads = jax.value_and_grad(reg.orthogonal_regularization)(params)
-  np.testing.assert_allclose(float(val), expected, rtol=1e-5)
+  np.testing.assert_allclose(float(val), expected, rtol=3e-5)   # the conv-orientation bound above
   assert float(jnp.abs(grads["layers_0"]["bias"]).max()) == 0.0
   # d/dW ||W^T W (1-I)||^2 = 4 W (W^T W (1-I))
   m = np.asarray(params["layers_2"]["kernel"])
   off = (m.T @ m) * (1 - np.eye(3))
+  # A 4x3 kernel: sums of 4 and 3 terms of entries < 1, so both float32 sides are within a few ulps
+  # of gradient entries <~ 0.1 (1e-8 absolute); atol 1e-6 / rtol 1e-4 hold anywhere, and a missing
+  # factor 4 or a transposed W is O(1) off.
   np.testing.assert_allclose(np.asarray(grads["layers_2"]["kernel"]), 4 * m @ off, rtol=1e-4,
                              atol=1e-6)
 
@@ -171,7 +188,7 @@ def test_orthogonal_regularization_flax_tree_and_grad():
 def test_clip_weights():
   params = {"Dense_0": {"kernel": jnp.array([[-2.0, 0.005], [0.5, -0.001]]),
                         "bias": jnp.array([0.3, -0.3])}}
-  out = reg.clip_weights(params, 0.01)
+  out = reg.clip_weights(params, 0.01)   # clipping is exact: the default rtol (1e-7) is formatting only
   np.testing.assert_allclose(np.asarray(out["Dense_0"]["kernel"]),
                              [[-0.01, 0.005], [0.01, -0.001]])
   np.testing.assert_allclose(np.asarray(out["Dense_0"]["bias"]), [0.01, -0.01])
