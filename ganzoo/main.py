@@ -19,6 +19,9 @@ _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "Disable the progress bar
 _CACHE = flags.DEFINE_string("compilation_cache", None,
                              "JAX's persistent compilation cache folder (default $GANZOO_COMPILATION_CACHE or "
                              "~/.cache/ganzoo/jax_cache); 'off' disables it.")
+_ALLOW_CHANGE = flags.DEFINE_bool("allow_config_change", False,
+                                  "Resume even when the config changes fields that alter the run's results "
+                                  "(recorded in WORKDIR/config_changes.jsonl).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -29,7 +32,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   compile_cache.enable(_CACHE.value)
   try:
-    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, progress=not _NO_PROGRESS.value)
+    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, progress=not _NO_PROGRESS.value,
+                                       allow_config_change=_ALLOW_CHANGE.value)
+  except train.Preempted as e:
+    print(str(e), file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
   except (ValueError, FloatingPointError) as e:
     # User-fixable problems (bad config, missing data, NaN loss) get one line, not a traceback.
     print(f"error: {e}", file=sys.stderr)
