@@ -222,13 +222,14 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
 # The run's config across resumes.
 
 # Fields a resume may change without changing the run's results: where and how often things are
-# written, how the run is evaluated, where the data files live, how processes are started. Every
-# other field (seeds, batch size, data set, model, losses, penalties, optimizers, step counts that
-# set schedules, grad_accum: micro-batches change BatchNorm statistics) alters the training
-# trajectory, so changing it on resume is refused unless asked for. `data.path` is not here: for
-# npz/folder data it names the data set, not only its location. Patterns end in '.' for a section.
+# written, how the run is evaluated, where the data files live (`data.data_dir`, `data.path`: a run
+# or its data copied to another machine must resume; what the data are is told by name, split,
+# source, size and crop, which are compared), how processes are started. Every other field (seeds,
+# batch size, data set, model, losses, penalties, optimizers, step counts that set schedules,
+# grad_accum: micro-batches change BatchNorm statistics) alters the training trajectory, so
+# changing it on resume is refused unless asked for. Patterns ending in '.' name a section.
 _HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir")
+             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

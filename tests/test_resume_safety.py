@@ -3,13 +3,16 @@
 A resume compares its config with the run's (config.json as first written, plus the changes
 recorded in config_changes.jsonl) and refuses result-changing differences unless
 `allow_config_change`; a checkpoint that belongs to another model is an error that leaves the
-workdir untouched; the data order has its own seed (`data.seed`).
+workdir untouched; the data order has its own seed (`data.seed`); the state is copied before an
+asynchronous save only where orbax's host view would alias a donated buffer.
 """
 
 import hashlib
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -113,3 +116,19 @@ def test_data_seed_orders_the_data_apart_from_the_run_seed(tmp_path):
   np.testing.assert_array_equal(first_batches(5, 0), default)      # the run's seed alone does not move it
   assert not np.array_equal(first_batches(0, 1), default)          # data.seed does
   assert not np.array_equal(first_batches(1, None), default)       # and so does seed when data.seed is unset
+
+
+def test_state_copy_before_saving_only_where_the_host_view_aliases():
+  """orbax takes `np.asarray` of each array before `save` returns (see train._aliases_host). On CPU
+  that is a view of the device buffer, which the next step donates: those arrays are copied. On an
+  accelerator it is a real host copy: the state is passed as is (checked only where one is present)."""
+  x = jax.device_put(jnp.arange(1024.0), jax.devices("cpu")[0])
+  assert np.asarray(x).ctypes.data == x.unsafe_buffer_pointer()     # the premise: zero-copy on CPU
+  assert train._aliases_host(x)
+  safe = train._save_safe({"a": x, "n": 3})
+  assert safe["a"].unsafe_buffer_pointer() != x.unsafe_buffer_pointer() and safe["n"] == 3
+  np.testing.assert_array_equal(np.asarray(safe["a"]), np.asarray(x))
+  for device in [d for d in jax.devices() if d.platform != "cpu"][:1]:
+    y = jax.device_put(jnp.arange(1024.0), device)
+    assert not train._aliases_host(y)
+    assert train._save_safe({"a": y})["a"] is y
