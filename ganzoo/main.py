@@ -7,6 +7,8 @@ weights file, a workdir that cannot be written) ends in one line `error: <what>:
 exit code 1; `--verbose` (or GANZOO_VERBOSE=1) shows the traceback instead.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -25,6 +27,9 @@ _CACHE = flags.DEFINE_string("compilation_cache", None,
                              "~/.cache/ganzoo/jax_cache); 'off' disables it.")
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Show the traceback of an error instead of one line "
                              f"(also ${config_flags.VERBOSE_ENV}=1).")
+_ALLOW_CHANGE = flags.DEFINE_bool("allow_config_change", False,
+                                  "Resume even when the config changes fields that alter the run's results "
+                                  "(recorded in WORKDIR/config_changes.jsonl).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -45,7 +50,11 @@ def main(argv):
   try:
     compile_cache.enable(_CACHE.value)
     preflight(_CONFIG.value, _WORKDIR.value)
-    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, progress=not _NO_PROGRESS.value)
+    summary = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, progress=not _NO_PROGRESS.value,
+                                       allow_config_change=_ALLOW_CHANGE.value)
+  except train.Preempted as e:
+    print(str(e), file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
   except config_flags.USER_ERRORS as e:
     # User-fixable problems (bad config, missing data, NaN loss) get one line, not a traceback.
     if _VERBOSE.value or config_flags.verbose():

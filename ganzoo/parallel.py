@@ -3,8 +3,11 @@
 The global batch is sharded over the 'data' axis and the state is replicated. Because the step is
 written over *global* arrays, reductions over the batch (losses, BatchNorm statistics) are global:
 XLA inserts the cross-device all-reduces, so the result does not depend on the device count.
-Multi-host: `maybe_initialize_distributed` starts `jax.distributed`; every process feeds its slice of
-the global batch (`ganzoo.data` slices per process) and `global_batch` assembles the global array.
+Multi-host: `maybe_initialize_distributed` starts `jax.distributed` (from the config or from the
+JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables alone); every
+process feeds its slice of the global batch (`ganzoo.data` slices per process) and `global_batch`
+assembles the global array. `max_over_processes` and `barrier` let the processes take host-side
+decisions together (which checkpoint restores, when to stop on a signal).
 """
 
 import os
@@ -63,6 +66,8 @@ def maybe_initialize_distributed(coordinator_address: str | None = None, num_pro
   clusters, `jax.distributed.initialize()` with no arguments detects them itself, which
   `parallel.distributed=True` asks for.
   """
+  if jax.distributed.is_initialized():   # started by the caller, or by an earlier run in this process
+    return False
   coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
   if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
     num_processes = int(os.environ["JAX_NUM_PROCESSES"])
@@ -73,3 +78,20 @@ def maybe_initialize_distributed(coordinator_address: str | None = None, num_pro
   jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                              process_id=process_id)
   return True
+
+
+def max_over_processes(value: int) -> int:
+  """The largest of one host int32 (itself with one process; no device work then).
+
+  A small all-gather over the processes' devices, so every process must call it at the same point."""
+  if jax.process_count() == 1:
+    return int(value)
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return int(np.max(multihost_utils.process_allgather(np.asarray(value, np.int32))))
+
+
+def barrier(name: str) -> None:
+  """Waits until every process reaches the barrier `name` (nothing with one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)

@@ -6,6 +6,9 @@ data streams it reads and its sampler; this loop knows nothing else of it.
 Starting again with the same workdir resumes from the newest checkpoint; a resumed run is
 identical to an unbroken one because the step's randomness is `fold_in(seed key, step)` and each
 data stream's batches are a pure function of (data seed, stream, examples read before).
+A resume with a config that would change the run's results (see `_HARMLESS`) stops with one line
+unless `allow_config_change=True` (`--allow_config_change`); SIGTERM / Ctrl-C checkpoint the current
+step and raise `Preempted` (see `_StopSignals`).
 
 Workdir layout:
   checkpoints/<step>/   orbax checkpoints of the whole TrainState (last `train.keep_checkpoints`)
@@ -13,14 +16,19 @@ Workdir layout:
   metrics.jsonl         one JSON object per logged step: {"step": ..., "train/d_loss": ..., ...}
   tb/                   TensorBoard event files
   samples/              PNG grids from fixed inputs (EMA networks when EMA is on)
-  config.json           the config of the run
+  config.json           the config of the run as given at its first start (never rewritten)
+  config_changes.jsonl  one line per resume that changed the config: {"step", "changed": {field: [old, new]},
+                        "removed": [...], "alters_results": [...]}; config.json + these lines = the
+                        config the run has now
 """
 
 import json
 import math
 import os
-import time
+import signal
 import sys
+import threading
+import time
 from typing import Any
 
 import jax
@@ -32,6 +40,7 @@ from ganzoo import checkpoint
 from ganzoo import config as config_lib
 from ganzoo import data as data_lib
 from ganzoo import methods
+from ganzoo import nets as nets_lib
 from ganzoo import parallel
 from ganzoo import sampling
 from ganzoo import step as step_lib
@@ -40,6 +49,19 @@ from ganzoo.state import TrainState
 
 class NonFiniteLossError(FloatingPointError):
   """A loss became NaN/Inf; the run stopped and the last good checkpoint was kept."""
+
+
+class Preempted(Exception):
+  """SIGTERM or SIGINT arrived: the current step was checkpointed and training stopped."""
+
+  def __init__(self, step: int, directory: str, signum: int):
+    self.step, self.directory, self.signum = int(step), directory, int(signum)
+    super().__init__(f"interrupted ({signal.Signals(signum).name}) at step {step}: checkpoint saved in {directory}; "
+                     "run the same command to resume")
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signum     # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,31 +227,265 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
   return jax.jit(method.init, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(config.seed))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=None,
-                       progress: bool = True) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------
+# The run's config across resumes.
+
+# Fields a resume may change without changing the run's results: where and how often things are
+# written, how the run is evaluated, where the data files live (`data.data_dir`, `data.path`: a run
+# or its data copied to another machine must resume; what the data are is told by name, split,
+# source, size and crop, which are compared), how processes are started. Every other field (seeds,
+# batch size, data set, model, losses, penalties, optimizers, step counts that set schedules,
+# grad_accum: micro-batches change BatchNorm statistics) alters the training trajectory, so
+# changing it on resume is refused unless asked for. Patterns ending in '.' name a section.
+_HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
+             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+  """{'a.b.c': leaf} of a nested dict; an empty section holds no field and vanishes."""
+  if isinstance(d, dict):
+    out = {}
+    for k, v in d.items():
+      out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+  return {prefix[:-1]: d}
+
+
+def _defaults(flat_keys) -> dict[str, Any]:
+  """Schema defaults of the given keys (a field added to the schema after a run started was, in
+  effect, at its default in that run)."""
+  base = config_lib.get_base_config().to_dict()
+  for key in {k.split(".")[0] for k in flat_keys if k.startswith("data_")}:
+    base[key] = config_lib.data_config().to_dict()
+  for key in {k.split(".")[1] for k in flat_keys if k.startswith("nets.")}:
+    base["nets"].setdefault(key, nets_lib.net_config().to_dict())
+  return _flatten(json.loads(json.dumps(base)))
+
+
+def _is_harmless(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+  """Whether changing `key` on resume leaves the steps already defined unchanged."""
+  field = key.split(".", 1)[1] if key.startswith("data_") else None   # data_<name>.* like data.*
+  if any(key.startswith(p) if p.endswith(".") else key == p for p in _HARMLESS):
+    return True
+  if field is not None and f"data.{field}" in _HARMLESS:
+    return True
+  if key == "train.num_steps":
+    # Only schedules read it: a linear LR decay spans num_steps (nets.build_spec), so extending a run
+    # with one re-slopes every step after the resume; with constant rates extending a run is exact.
+    decays = [v for cfg in (old, new) for k, v in cfg.items() if k.startswith("nets.") and k.endswith(".optim.decay")]
+    return all(v in (None, "none") for v in decays)
+  return False
+
+
+def _config_changes(old: dict, new: dict) -> tuple[dict[str, list], list[str], list[str]]:
+  """({field: [old, new]} of the fields set now that changed (old None when it was not set),
+  the fields the new config no longer has, the fields among both that alter results)."""
+  fo, fn = _flatten(old), _flatten(new)
+  missing = object()
+  defaults = _defaults(set(fo) | set(fn))
+  changed, removed = {}, []
+  for key in sorted(set(fo) | set(fn)):
+    a, b = fo.get(key, defaults.get(key, missing)), fn.get(key, defaults.get(key, missing))
+    if a is not missing and b is not missing and (a == b or json.dumps(a) == json.dumps(b)):   # NaN == NaN
+      continue
+    if b is missing:
+      removed.append(key)
+    else:
+      changed[key] = [None if a is missing else a, b]
+  altering = [k for k in [*changed, *removed] if not _is_harmless(k, fo, fn)]
+  return changed, removed, altering
+
+
+def _run_config(workdir: str) -> dict | None:
+  """The run's config now: config.json (its first start) with config_changes.jsonl applied in order."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    flat = _flatten(config_lib.upgrade_legacy_config(json.load(f)))
+  changes = os.path.join(workdir, "config_changes.jsonl")
+  if os.path.exists(changes):
+    with open(changes) as f:
+      for line in f:
+        if line.strip():
+          record = json.loads(line)
+          for key, (_, value) in record["changed"].items():
+            flat[key] = value
+          for key in record.get("removed", []):
+            flat.pop(key, None)
+  nested: dict = {}
+  for key, value in flat.items():
+    *parents, leaf = key.split(".")
+    node = nested
+    for p in parents:
+      node = node.setdefault(p, {})
+    node[leaf] = value
+  return nested
+
+
+def _check_config_change(config, workdir: str, allow: bool) -> dict[str, Any]:
+  """Compares `config` with the run already in `workdir`; returns the change (to record once the
+  resumed step is known; {} when nothing changed). Raises a one-line ValueError when a
+  result-changing field changed and `allow` is False."""
+  old = _run_config(workdir)
+  if old is None:
+    return {}
+  new = json.loads(config.to_json_best_effort())
+  changed, removed, altering = _config_changes(old, new)
+  if not changed and not removed:
+    return {}
+  if altering and not allow:
+    what = lambda k: f"{changed[k][0]!r} -> {changed[k][1]!r}" if k in changed else "removed"
+    shown = ", ".join(f"{k}: {what(k)}" for k in altering[:8])
+    more = f" and {len(altering) - 8} more" if len(altering) > 8 else ""
+    raise ValueError(f"{workdir} holds a run whose config differs in fields that change its results ({shown}{more}); "
+                     "resume with that run's config (its config.json), use a new --workdir, or pass "
+                     "--allow_config_change (allow_config_change=True) to go on with the new values")
+  return {"changed": changed, "removed": removed, "alters_results": altering}
+
+
+def _record_config(config, workdir: str, start: int, change: dict[str, Any]) -> None:
+  """config.json at a first start; one config_changes.jsonl line for a resume that changed fields."""
+  path = os.path.join(workdir, "config.json")
+  if start == 0 or not os.path.exists(path):
+    # A first start (or a restart before any checkpoint): this config is the run's.
+    with open(path, "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    changes = os.path.join(workdir, "config_changes.jsonl")
+    if os.path.exists(changes):
+      os.remove(changes)
+  elif change:
+    with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
+      f.write(json.dumps({"step": int(start), **change}) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopping on a signal.
+
+class _StopSignals:
+  """SIGTERM / SIGINT handlers for the duration of a run (the previous handlers come back on exit).
+
+  The first signal only sets `signum`; the loop checks it at the end of a step, checkpoints that step
+  and raises `Preempted`, so a preemption (SIGTERM, e.g. from a cluster scheduler with a grace
+  period) or Ctrl-C never loses more than the current step. A second Ctrl-C stops at once
+  (KeyboardInterrupt). Signal handlers can only be set from the main thread; elsewhere (a notebook's
+  worker thread) nothing is installed and signals keep their usual meaning.
+  """
+
+  def __init__(self):
+    self.signum = 0
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    if self.signum and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = self.signum or signum
+    if jax.process_index() == 0:
+      print(f"{signal.Signals(signum).name}: checkpointing the current step, then stopping "
+            "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+  def __exit__(self, *exc):
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+    return False
+
+
+# With several processes a signal may reach only some of them (or each at another time), and all must
+# stop at the same step or the others hang in the next step's collectives: they agree on the signal
+# with one small all-gather every _STOP_SYNC_EVERY steps. Each agreement blocks the host until the
+# queued steps finish (a pipeline bubble of about one step's dispatch), so it is not done every step;
+# 10 steps is well inside the usual preemption grace periods (~30 s) for step times below a second.
+# One process needs no agreement and checks the flag every step.
+_STOP_SYNC_EVERY = 10
+
+
+def _stop_signal(stop: _StopSignals, step: int, num_steps: int) -> int:
+  """The signal to stop at the end of `step` for (the same on every process), or 0. At the last step
+  the run is complete: it ends normally."""
+  if step == num_steps:
+    return 0
+  if jax.process_count() == 1:
+    return stop.signum
+  if step % _STOP_SYNC_EVERY:
+    return 0
+  return parallel.max_over_processes(stop.signum)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving.
+
+def _aliases_host(x: jax.Array) -> bool:
+  """Whether orbax's host copy of `x` may share memory with its device buffer.
+
+  orbax-checkpoint (`orbax/checkpoint/_src/serialization/replica_slices.py`,
+  `transfer_arrays_to_host`, reached synchronously from `jax_array_handlers._serialize_arrays` when no
+  device-to-host byte limit is set, as in `Checkpointer`) starts `copy_to_host_async()` and then
+  takes `np.asarray(data)` before `save` returns; the files are written later from those host arrays.
+  On GPU/TPU `np.asarray` is a real copy into host memory, so once `save` returns the next step may
+  donate (overwrite) the device buffers. On the CPU backend the device buffer *is* host memory and
+  `np.asarray` is a zero-copy view of it, which donation then overwrites mid-write: only those
+  arrays need a copy. (The accelerator case is read from orbax's code, not measured here.)
+  """
+  return any(d.platform == "cpu" for d in x.sharding.device_set)
+
+
+def _save_safe(state: TrainState) -> TrainState:
+  """`state`, with a fresh buffer for every array whose host view would alias a donated buffer."""
+  return jax.tree.map(lambda x: jnp.copy(x) if isinstance(x, jax.Array) and _aliases_host(x) else x, state)
+
+
+def _start_distributed(config) -> None:
+  """Starts jax.distributed from `config.parallel.*` or the JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+  JAX_PROCESS_ID environment variables (either is enough); `parallel.distributed=True` asks JAX to
+  detect the cluster itself (TPU pods, SLURM, Open MPI)."""
+  p = config.parallel
+  started = parallel.maybe_initialize_distributed(p.get("coordinator_address"), p.get("num_processes"),
+                                                  p.get("process_id"))
+  if not started and p.get("distributed", False) and not jax.distributed.is_initialized():
+    jax.distributed.initialize()
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=None, progress: bool = True,
+                       allow_config_change: bool = False) -> dict[str, Any]:
   """Trains the family `config.method` as configured, resuming from `workdir` when it holds checkpoints.
 
+  A resume whose config changes the run's results (anything but the fields in `_HARMLESS`; see
+  `_is_harmless` for `train.num_steps`) raises a one-line ValueError unless `allow_config_change`;
+  a checkpoint of another model raises `checkpoint.CheckpointMismatchError`; in both cases nothing
+  in the workdir is changed. SIGTERM/SIGINT checkpoint the current step and raise `Preempted`.
   Returns a summary dict: final step, last logged metrics, wall time, paths.
   """
-  if config.parallel.get("distributed", False) or config.parallel.get("coordinator_address"):
-    parallel.maybe_initialize_distributed(config.parallel.coordinator_address, config.parallel.num_processes,
-                                          config.parallel.process_id) or jax.distributed.initialize()
+  _start_distributed(config)
   workdir = os.path.abspath(workdir)
   lead = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   dataset, method, mesh = setup(config, mesh)
-  if lead:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
 
   state = _init_state(method, config, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
-  restored = ckpt.restore_latest(state)
+  try:
+    # Before anything is restored or written: a refused resume leaves the workdir as it was.
+    change = _check_config_change(config, workdir, allow_config_change) if ckpt.steps() else {}
+    restored = ckpt.restore_latest(state)
+  except Exception:
+    ckpt.close()
+    raise
   start = 0
   if restored is not None:
     state, start = restored
     if lead:
       print(f"resumed from {workdir}/checkpoints at step {start}", flush=True)
+      if change:
+        print(f"config changed on resume ({', '.join(change['alters_results']) or 'no result-changing field'}); "
+              f"recorded in {workdir}/config_changes.jsonl", flush=True)
+  if lead:
+    _record_config(config, workdir, start, change)
   last_ckpt = start if restored is not None else None
 
   writer = MetricWriter(workdir, start, enabled=lead)
@@ -267,7 +523,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   # the first step (which includes compilation); sampling, checkpoints and evaluations are timed
   # apart (perf/sample_s, perf/checkpoint_s, perf/eval_s) and left out of perf/steps_per_sec.
   tick_step, tick_time, excluded = None, None, 0.0
+  stop = _StopSignals()
   try:
+    stop.__enter__()
     for step in range(start + 1, num_steps + 1):
       plan, host_batch = next(batches)
       batch = parallel.global_batch(host_batch, mesh, batch_axis=1)
@@ -295,19 +553,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
           summary["last_samples"] = write_samples(workdir, step, images, writer)
         record["perf/sample_s"] = time.time() - t1
         excluded += record["perf/sample_s"]
-      if is_ckpt:
+      signum = _stop_signal(stop, step, num_steps)
+      if is_ckpt or signum:
         t1 = time.time()
+        if not is_ckpt:   # the step the signal stopped at: its losses get the same finite check
+          _check_finite(step, _fetch(metrics), last_ckpt, workdir)
         if not bool(_all_finite(state)):
           raise NonFiniteLossError(f"step {step}: the parameters or optimizer state became NaN/Inf; stopped, "
                                    + (f"the last good checkpoint (step {last_ckpt}) is kept in {workdir}/checkpoints"
                                       if last_ckpt is not None else "no checkpoint had been written yet")
                                    + ". Lower the learning rates or add a penalty/spectral norm.")
-        # Orbax writes in the background from host views of the arrays, and the next step donates
-        # (overwrites) the state's buffers: save a copy.
-        ckpt.save(step, jax.tree.map(jnp.copy, state), force=True)
+        ckpt.save(step, _save_safe(state), force=True)
         last_ckpt = step
         record["perf/checkpoint_s"] = time.time() - t1
         excluded += record["perf/checkpoint_s"]
+      if signum:
+        if record:
+          writer.write(step, record)
+        ckpt.wait()
+        raise Preempted(step, ckpt.directory, signum)
       if evaluator is not None and (step % config.eval.every == 0 or step == num_steps):
         # After the checkpoint: a failing evaluation never costs the step's checkpoint.
         t1 = time.time()
@@ -321,6 +585,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
         if is_log or "eval/fid" in record:
           bar.show(step, record)
   finally:
+    stop.__exit__()
     bar.close()
     ckpt.wait()
     ckpt.close()
