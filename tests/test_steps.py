@@ -34,9 +34,12 @@ def build(config, image_shape, num_classes=0):
   return methods.build(config, methods.DataSpec(tuple(image_shape), num_classes))
 
 
-def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0):
-  """n steps of the gan family on `make_batch` batches; returns (host state, [metrics])."""
+def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0, edit=None):
+  """n steps of the gan family on `make_batch` batches; returns (host state, [metrics]).
+  `edit(method)` may change the built method (its phases) before the run."""
   gan = build(config, image_shape, num_classes)
+  if edit is not None:
+    edit(gan)
   state = parallel.replicate(gan.init(jax.random.PRNGKey(config.seed)), mesh)
   cache = step_lib.StepCache(gan, mesh, donate=False)
   all_metrics = []
@@ -58,6 +61,34 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
                                err_msg=jax.tree_util.keystr(path))
 
 
+def prepare_as_micro_batches(k: int):
+  """`edit` for `run_steps`: each phase's `prepare` makes the whole batch as a grad_accum=k step
+  makes its k micro-batches (micro-batch j: examples j, j+k, ... of the stream's batch, key j of
+  split(key, k), `ctx.batch_size` / k examples) and interleaves them back into one batch.
+
+  A grad_accum=1 run of the edited method differentiates, in one batch, exactly the examples that
+  a grad_accum=k run differentiates in k micro-batches, including fakes that a G with BatchNorm
+  normalized per micro-batch, so accumulation can be compared with one large batch. The keys
+  returned for the loss are those of micro-batch 0: the models compared here draw no randomness
+  in their losses (no dropout, no penalty)."""
+
+  def wrap(prepare):
+    def prepare_k(ctx, data, key):
+      size = ctx.batch_size
+      ctx.batch_size = size // k
+      parts = [prepare(ctx, jax.tree.map(lambda a, j=j: a[j::k], data), key_j)
+               for j, key_j in enumerate(jax.random.split(key, k))]
+      ctx.batch_size = size
+      merge = lambda *xs: None if xs[0] is None else jnp.stack(xs, 1).reshape(-1, *xs[0].shape[1:])
+      inputs = {n: merge(*[p[0][n] for p in parts]) for n in parts[0][0]}
+      return inputs, parts[0][1]
+    return prepare_k
+
+  def edit(method):
+    method.phases = tuple(p._replace(prepare=wrap(p.prepare)) for p in method.phases)
+  return edit
+
+
 def test_step_is_deterministic_and_changes_params():
   config = load_config("dcgan")
   mesh = parallel.make_mesh(jax.devices()[:1])
@@ -74,7 +105,9 @@ def test_step_is_deterministic_and_changes_params():
 
 
 def test_grad_accumulation_equals_large_batch():
-  """4 micro-batches of 8 == one batch of 32 for a GAN without batch statistics (MLP G, SN-MLP D).
+  """4 micro-batches of 8 == one batch of 32 of the same examples for a GAN without batch
+  statistics (MLP G, SN-MLP D). Each micro-batch draws its own latents (`prepare` runs per
+  micro-batch), so the large batch is made of the same 4 preparations (`prepare_as_micro_batches`).
 
   Both runs compute the same sums in a different order (float32): the gradients differ by
   ~1e-7 relative, and two Adam steps with b1=0 (lr * g / (sqrt(v) + eps)) keep that relative
@@ -85,7 +118,7 @@ def test_grad_accumulation_equals_large_batch():
   for net in ("g", "d"):
     config.nets[net].optim.update(dict(name="adam", lr=1e-3, b1=0.0, b2=0.9, eps=1e-8, decay="none"))
   mesh = parallel.make_mesh(jax.devices()[:1])
-  full, m_full = run_steps(config, (28, 28, 1), mesh, n=2)
+  full, m_full = run_steps(config, (28, 28, 1), mesh, n=2, edit=prepare_as_micro_batches(4))
   config.train.grad_accum = 4
   acc, m_acc = run_steps(config, (28, 28, 1), mesh, n=2)
   assert_trees_close(full, acc, rtol=2e-5, atol=2e-6)

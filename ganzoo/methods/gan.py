@@ -16,6 +16,9 @@ network, an EMA of G and gradient accumulation. Phases per step:
 Decisions (each is what the reference implementations do unless said otherwise):
 - Each D update draws fresh z (and fake labels); so does each G update (BigGAN-PyTorch does this;
   the DCGAN PyTorch example reuses the D step's fakes, which is cheaper but correlates the updates).
+  With `train.grad_accum` = k, z is drawn and G run per micro-batch (the step calls `prepare` per
+  micro-batch), so a D update holds one micro-batch of fakes; G's BatchNorm then normalizes each
+  micro-batch of fakes on its own statistics, as in BigGAN-PyTorch's accumulation loop.
 - D sees the real and the fake batch in two separate calls, so a D with BatchNorm normalizes each
   batch on its own statistics (DCGAN practice). Its running statistics are updated in D updates
   only; G's only in G updates.
@@ -196,7 +199,7 @@ class GAN(methods.Method):
   def _g_prepare(self, ctx, data, key):
     del data
     rng_lat, rng_drop = jax.random.split(key)
-    z, y = self.sample_latents(rng_lat, self.batch_size)
+    z, y = self.sample_latents(rng_lat, ctx.batch_size)   # this micro-batch's latents
     drop_g, drop_d = jax.random.split(rng_drop)
     return {"z": z, "y": y}, {"drop_g": drop_g, "drop_d": drop_d}
 
