@@ -1,5 +1,6 @@
 """The `gan` family's jitted step: determinism, accumulation, EMA, clipping, n_critic, lazy penalties."""
 
+import contextlib
 import importlib.util
 import os
 
@@ -34,22 +35,56 @@ def build(config, image_shape, num_classes=0):
   return methods.build(config, methods.DataSpec(tuple(image_shape), num_classes))
 
 
-def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0, edit=None):
+def as_float64(tree):
+  """Floating leaves -> float64 (inside `jax.enable_x64(True)`); other leaves unchanged."""
+  return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def float64_mode(enabled: bool = True):
+  """A context in which a float64 state computes in float64 (`jax_enable_x64`, restored on exit)."""
+  return jax.enable_x64(True) if enabled else contextlib.nullcontext()
+
+
+def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0, edit=None, float64=False):
   """n steps of the gan family on `make_batch` batches; returns (host state, [metrics]).
-  `edit(method)` may change the built method (its phases) before the run."""
+  `edit(method)` may change the built method (its phases) before the run. `float64`: the initial
+  state (made in float32 as always) is cast to float64 and every step computes in float64."""
   gan = build(config, image_shape, num_classes)
   if edit is not None:
     edit(gan)
-  state = parallel.replicate(gan.init(jax.random.PRNGKey(config.seed)), mesh)
-  cache = step_lib.StepCache(gan, mesh, donate=False)
-  all_metrics = []
-  for i in range(n):
-    plan = gan.plan(i)
-    count = step_lib.stream_counts(plan)["real"]
-    batch = parallel.global_batch(make_batch(config, image_shape, seed + i, max(num_classes, 1), count), mesh)
-    state, metrics = cache(plan)(state, batch)
-    all_metrics.append(jax.device_get(metrics))
-  return jax.device_get(state), all_metrics
+  state = gan.init(jax.random.PRNGKey(config.seed))
+  with float64_mode(float64):
+    state = parallel.replicate(as_float64(state) if float64 else state, mesh)
+    cache = step_lib.StepCache(gan, mesh, donate=False)
+    all_metrics = []
+    for i in range(n):
+      plan = gan.plan(i)
+      count = step_lib.stream_counts(plan)["real"]
+      batch = parallel.global_batch(make_batch(config, image_shape, seed + i, max(num_classes, 1), count), mesh)
+      state, metrics = cache(plan)(state, batch)
+      all_metrics.append(jax.device_get(metrics))
+    return jax.device_get(state), all_metrics
+
+
+# Float64 device-count comparisons (8 devices == 1 device): the two runs differ only in summation
+# order. A reordered sum of n terms differs by at most ~n * u * sum|terms| (u = 1.1e-16 in
+# float64): <= ~1e-12 relative for the n <= 1e4 terms of these tiny models' reductions, and a few
+# layers and updates multiply that by a modest factor. Adam multiplies the noise of a gradient whose
+# true value is 0 (a bias before BatchNorm) by lr / eps: <= 200 in BigGAN tiny, and the families'
+# test models have no such leaf. FLOAT64_TOL = 1e-9 is above all that (seen: <= 1e-14 of the
+# state's scale), and far below a real difference (a missing all-reduce: > 1e-6, test_families.py).
+# In float32 (u = 6e-8) the same comparisons needed tolerances tuned to one machine.
+FLOAT64_TOL = 1e-9
+
+
+def assert_float64_close(a, b, tol=FLOAT64_TOL):
+  """Every float leaf of two float64 pytrees within `tol`, relative to the leaf's scale (rtol),
+  or absolutely for leaves near 0 (atol `tol` times the largest magnitude in the tree, so a leaf
+  whose true value is 0, e.g. a bias before BatchNorm, compares at the tree's rounding scale)."""
+  leaves = [np.asarray(x) for x in jax.tree.leaves(a) if np.issubdtype(np.asarray(x).dtype, np.floating)]
+  assert all(x.dtype == np.float64 for x in leaves), "the run did not compute in float64"
+  scale = max([float(np.abs(x).max()) for x in leaves if x.size] + [1.0])
+  assert_trees_close(a, b, rtol=tol, atol=tol * scale)
 
 
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
