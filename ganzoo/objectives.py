@@ -69,7 +69,8 @@ def _f32(logits: Any) -> Array:
   if isinstance(logits, dict):
     raise ValueError("objectives take a logits array; pass D's output['logits'] for "
                      "discriminators with an auxiliary classifier")
-  return jnp.asarray(logits, jnp.float32)
+  # At least float32 (bfloat16 logits are promoted); float64 stays float64 (the float64 equivalence tests).
+  return jnp.asarray(logits, jnp.promote_types(jnp.result_type(logits), jnp.float32))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -146,9 +146,9 @@ def orthogonal_regularization(params: PyTree, include: sn_lib.Include = None,
                                                                  default=_kernels_only))
   total = jnp.zeros((), jnp.float32)
   for w in leaves.values():
-    w_mat = sn_lib.as_matrix(w).astype(jnp.float32)
+    w_mat = sn_lib.as_matrix(w).astype(jnp.promote_types(w.dtype, jnp.float32))   # float64 stays float64
     gram = w_mat.T @ w_mat
-    off_diag = gram * (1.0 - jnp.eye(gram.shape[0], dtype=jnp.float32))
+    off_diag = gram * (1.0 - jnp.eye(gram.shape[0], dtype=w_mat.dtype))
     total = total + jnp.sum(jnp.square(off_diag))
   return total
 

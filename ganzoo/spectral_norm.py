@@ -162,7 +162,8 @@ def power_iteration(w_mat: jax.Array, u: jax.Array, n_iterations: int,
 def _normalize_leaf(w: jax.Array, u: jax.Array, n_iterations: int, update: bool,
                     eps: float) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Returns (W / sigma, new u, sigma) for one leaf; sigma is differentiable w.r.t. W."""
-  w_mat = as_matrix(w).astype(jnp.float32)
+  compute = jnp.promote_types(w.dtype, jnp.float32)   # at least float32; float64 weights stay float64
+  w_mat = as_matrix(w).astype(compute)
   if u.shape != (w_mat.shape[1],):
     raise ValueError(f"u has shape {u.shape} but the leaf needs ({w_mat.shape[1]},); "
                      "the param tree changed since sn.init: re-run init")
@@ -172,7 +173,7 @@ def _normalize_leaf(w: jax.Array, u: jax.Array, n_iterations: int, update: bool,
     u = jax.lax.stop_gradient(u)
     v = _normalize(jax.lax.stop_gradient(w_mat) @ u, eps)
   sigma = v @ (w_mat @ u)
-  w_sn = w.astype(jnp.float32) / jnp.maximum(sigma, eps)
+  w_sn = w.astype(compute) / jnp.maximum(sigma, eps)
   return w_sn.astype(w.dtype), u, sigma
 
 

@@ -10,15 +10,25 @@ one step per distinct plan and caches it:
     state, metrics = step_fn(state, batch)       # batch: {stream: {'image': [n, B, ...], ...}}
 
 One phase = `repeats` updates of the networks it `trains` (n_critic for a critic). Each update:
-  1. `prepare(ctx, data, key) -> (inputs, keys)`: whatever the loss needs that is not
-     differentiated (latents, fakes from a frozen G); batch-major arrays in `inputs` are sharded
-     over the mesh and split into micro-batches, keys are split per micro-batch.
-  2. the power iteration of each trained network's spectral norm (update=True, once per update);
-  3. `loss(ctx, inputs) -> (loss, metrics)` per micro-batch (`train.grad_accum`), gradients
-     averaged, batch statistics of trained networks carried from micro-batch to micro-batch;
-     each trained network's orthogonal regularization is added here;
-  4. `nets.apply_grads` (optimizer, clipping, EMA) for each trained network; then the phase's
+  1. the power iteration of each trained network's spectral norm (update=True, once per update);
+  2. for each of the k = `train.grad_accum` micro-batches, in order:
+     a. `prepare(ctx, data, key) -> (inputs, keys)`: whatever the loss needs that is not
+        differentiated (latents, fakes from a frozen G), made from this micro-batch's slice of the
+        stream's batch and its own key (`ctx.batch_size` examples: the global batch / k); arrays
+        in `inputs` are sharded over the mesh;
+     b. `loss(ctx, inputs) -> (loss, metrics)` and its gradient, with the batch statistics of
+        trained networks carried from micro-batch to micro-batch; each trained network's
+        orthogonal regularization is added here;
+     so one micro-batch's fakes and activations are alive at a time and `grad_accum` divides the
+     memory of an update on accelerators (`lax.scan`; not on CPU, see `scan`). BigGAN-PyTorch's
+     train_fns.py samples z and runs G inside its accumulation loop too. Gradients are averaged
+     over the micro-batches.
+  3. `nets.apply_grads` (optimizer, clipping, EMA) for each trained network; then the phase's
      `after(extras, metrics, step)` may update adaptive values in `state.extras`.
+With k == 1, `prepare` runs once on the whole batch with the update's key. A phase with
+`prepare_once=True` prepares the whole batch once at any k and splits the result into micro-batches
+(each returned key into k keys): the memory of the whole batch's preparation, but a G with
+BatchNorm then makes the same fakes at every k (the step before micro-batch preparation did this).
 
 Randomness: step k uses `fold_in(state.rng, k)`; phase p folds in its own constant `p.key`
 (default: crc32 of its name), so adding a phase leaves the others' randomness unchanged; the
@@ -60,14 +70,17 @@ class Phase(NamedTuple):
     trains: the networks that get gradients.
     loss: `loss(ctx, inputs) -> (scalar, {name: scalar})` per micro-batch; `inputs` holds the
       prepared arrays and keys of this micro-batch.
-    prepare: `prepare(ctx, data, key) -> (inputs, keys)`, run once per update outside the
-      gradient; `data` is this update's batch of `stream` (None without a stream).
+    prepare: `prepare(ctx, data, key) -> (inputs, keys)`, run per micro-batch outside the
+      gradient; `data` is this micro-batch's slice of the update's batch of `stream` (None
+      without a stream), `ctx.batch_size` the micro-batch size.
     repeats: updates per step (n_critic).
     every: the phase runs at steps where `step % every == 0` (lazy regularization).
     scale: multiplies the loss (lazy regularization: `every`).
     stream: the data stream this phase reads, or None.
     key: constant folded into the step key (default: crc32 of `name`).
     after: optional `after(extras, metrics, step) -> extras`, after each update.
+    prepare_once: prepare the whole batch once per update and split it into micro-batches (see
+      the module docstring; memory of the whole batch).
   """
   name: str
   trains: tuple[str, ...]
@@ -79,6 +92,7 @@ class Phase(NamedTuple):
   stream: str | None = None
   key: int | None = None
   after: Callable[..., dict[str, jax.Array]] | None = None
+  prepare_once: bool = False
 
   @property
   def key_constant(self) -> int:
@@ -114,7 +128,8 @@ class Context:
   Trained networks are applied with the params being differentiated; their batch statistics
   change (train=True) and are carried to the next call and micro-batch. Other networks are
   applied with their stored SN vectors and statistics, which do not change. `ctx.extras` holds
-  the state's adaptive values (BEGAN's k_t, the path-length mean), `ctx.step` the step counter.
+  the state's adaptive values (BEGAN's k_t, the path-length mean), `ctx.step` the step counter,
+  `ctx.batch_size` the number of examples a `prepare` call makes (the global batch / grad_accum).
   """
 
   def __init__(self, specs: dict[str, nets_lib.NetSpec], normalized: dict[str, PyTree],
@@ -127,6 +142,7 @@ class Context:
     self.extras = extras
     self.step = step
     self.shard = lambda x: x   # `prepare` shards arrays it makes itself (latents) with this
+    self.batch_size = 0        # set by the step for `prepare`
 
   def params(self, name: str) -> PyTree:
     """Normalized params of network `name` (what `apply` uses)."""
@@ -168,6 +184,13 @@ def scan(body: Callable, carry: PyTree, xs: PyTree) -> tuple[PyTree, PyTree]:
   of one conv's gradient: 16 s vs 0.1 s). Unrolling gives the same values and only costs compile
   time (the loops here are repeats and micro-batches: a handful of iterations). Other backends
   keep the compact `lax.scan`.
+
+  Memory: only the while loop of `lax.scan` makes iterations reuse one iteration's buffers. The
+  unrolled micro-batches are independent computations that XLA:CPU's scheduler interleaves, so on
+  CPU `train.grad_accum` does not lower peak memory (DCGAN tiny, batch 32 in 4 micro-batches:
+  2.8 MB of temporaries unrolled, 0.39 MB in `lax.scan`, 0.49 MB for batch 8 without
+  accumulation; `optimization_barrier` does not help: XLA:CPU removes barriers before it
+  schedules). Accumulation is for accelerator memory; tests/test_large_batch.py checks the loop.
   """
   if jax.default_backend() != "cpu":
     return jax.lax.scan(body, carry, xs)
@@ -179,27 +202,42 @@ def scan(body: Callable, carry: PyTree, xs: PyTree) -> tuple[PyTree, PyTree]:
   return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys)
 
 
-def accumulate_grads(loss_fn: Callable, params: PyTree, carry: PyTree, inputs: PyTree, keys: dict[str, jax.Array],
-                     k: int):
-  """Mean loss, mean gradient and final carry of `loss_fn(params, carry, inputs) -> (loss, (carry, metrics))`.
+def accumulate_grads(loss_fn: Callable, params: PyTree, carry: PyTree, prepare: Callable, data: PyTree,
+                     key: jax.Array, k: int, once: bool = False):
+  """Mean loss, mean gradient and final carry of `loss_fn(params, carry, inputs) -> (loss, (carry, metrics))`
+  over one update whose inputs `prepare(data, key) -> (inputs, keys)` makes (`loss_fn` sees the two merged).
 
-  With k == 1 this is plain `value_and_grad`; otherwise `inputs` (batch-major leaves) are split into
-  k micro-batches and scanned (`scan`), carrying e.g. BatchNorm statistics from one micro-batch to the next;
-  each PRNG key in `keys` is split into one key per micro-batch. `loss_fn` sees inputs and keys merged.
+  k == 1: `prepare` runs once on the whole batch, then plain `value_and_grad`. Otherwise `data`
+  (batch-major leaves, or None) is split into k micro-batches and `key` into k keys, and the loop
+  (`scan`) prepares micro-batch j from its slice and key j inside its body, then differentiates,
+  carrying e.g. BatchNorm statistics from one micro-batch to the next: in `lax.scan` only one
+  micro-batch's prepared inputs (fakes) and activations are alive at a time. With `once`, `prepare` runs on the
+  whole batch and its outputs are split instead (inputs into micro-batches, each key into k keys).
   """
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   if k == 1:
+    inputs, keys = prepare(data, key)
     (loss, (carry, metrics)), grads = grad_fn(params, carry, {**inputs, **keys})
     return loss, grads, carry, metrics
 
   def body(acc, micro):
+    if once:
+      inp = micro
+    else:
+      inputs, keys = prepare(*micro)
+      inp = {**inputs, **keys}
     carry, grad_sum = acc
-    (loss, (carry, metrics)), grads = grad_fn(params, carry, micro)
+    (loss, (carry, metrics)), grads = grad_fn(params, carry, inp)
     return (carry, jax.tree.map(jnp.add, grad_sum, grads)), (loss, metrics)
 
   zeros = jax.tree.map(jnp.zeros_like, params)
-  micro_keys = {n: jax.random.split(key, k) for n, key in keys.items()}
-  (carry, grad_sum), (losses, metrics) = scan(body, (carry, zeros), {**_micro(inputs, k), **micro_keys})
+  if once:
+    inputs, keys = prepare(data, key)
+    micro_keys = {n: jax.random.split(v, k) for n, v in keys.items()}
+    xs = {**_micro(inputs, k), **micro_keys}
+  else:
+    xs = (_micro(data, k), jax.random.split(key, k))
+  (carry, grad_sum), (losses, metrics) = scan(body, (carry, zeros), xs)
   grads = jax.tree.map(lambda g: g / k, grad_sum)
   return losses.mean(), grads, carry, jax.tree.map(jnp.mean, metrics)
 
@@ -220,11 +258,20 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
   others = tuple(n for n in specs if n not in trained)
   frozen = _frozen_context(method, state, tuple(specs))
   frozen.shard = shard
-  if phase.prepare is not None:
-    inputs, keys = phase.prepare(frozen, data, key)
-  else:
-    inputs, keys = ({} if data is None else dict(data)), {"rng": key}
-  inputs = {n: shard(v) for n, v in inputs.items()}
+  once = k == 1 or phase.prepare_once
+  frozen.batch_size = method.batch_size if once else method.batch_size // k
+
+  def prepare(d, key):
+    d = to_float_pixels(d)   # k > 1: pixels of this micro-batch only (k == 1: converted by the step)
+    if phase.prepare is not None:
+      inputs, keys = phase.prepare(frozen, d, key)
+    else:
+      inputs, keys = ({} if d is None else dict(d)), {"rng": key}
+    return {n: shard(v) for n, v in inputs.items()}, keys
+
+  if once:   # prepared first, before the power iteration: at k == 1 the program of the step before
+    prepared = prepare(data, key)   # micro-batch preparation, op for op
+    prepare = lambda d, key: prepared
   new_sn = {n: nets_lib.normalize(specs[n], state.nets[n].params, state.nets[n].sn, update=True)[1] for n in trained}
   frozen_norm = {n: frozen.params(n) for n in others}
 
@@ -243,7 +290,8 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
 
   params = {n: state.nets[n].params for n in trained}
   carry = ({n: state.nets[n].batch_stats for n in trained}, new_sn)
-  _, grads, (bs, sn_state), metrics = accumulate_grads(loss_fn, params, carry, inputs, keys, k)
+  _, grads, (bs, sn_state), metrics = accumulate_grads(loss_fn, params, carry, prepare, data, key, k,
+                                                       once=phase.prepare_once)
   new_nets = dict(state.nets)
   for n in trained:
     new_nets[n] = nets_lib.apply_grads(specs[n], state.nets[n], grads[n], state.step, bs[n], sn_state[n])
@@ -278,7 +326,8 @@ def make_step(method, plan: StepPlan, mesh: Mesh | None = None, jit: bool = True
       got = jax.tree.leaves(batch[name])[0].shape[0]
       if got != n:
         raise ValueError(f"stream {name!r} delivered {got} batches; this plan needs {n} (its phases' repeats)")
-    batch = to_float_pixels(batch)
+    if k == 1:   # with micro-batches, each micro-batch's pixels are converted when it is prepared
+      batch = to_float_pixels(batch)
     rng = jax.random.fold_in(state.rng, state.step)
     all_metrics: Metrics = {}
     for phase in plan.phases:

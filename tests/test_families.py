@@ -24,7 +24,8 @@ from ganzoo import parallel
 from ganzoo import step as step_lib
 from ganzoo import train
 from ganzoo.state import TrainState
-from tests.test_steps import assert_trees_close
+from ganzoo.models import layers
+from tests.test_steps import FLOAT64_TOL, as_float64, assert_float64_close, assert_trees_close, float64_mode
 from tests.test_train import write_npz
 
 
@@ -39,7 +40,9 @@ class _Decoder(nn.Module):
 
   @nn.compact
   def __call__(self, z, train=True):
-    h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(nn.Dense(16)(z))
+    # No bias before BatchNorm, which cancels it (DCGAN practice): its true gradient is 0 and Adam
+    # would step on its rounding noise times lr / eps = 1e6, the one leaf the 8 == 1 test would see.
+    h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(nn.Dense(16, use_bias=False)(z))
     return jnp.tanh(nn.Dense(int(np.prod(self.shape)))(nn.relu(h))).reshape(z.shape[0], *self.shape)
 
 
@@ -109,16 +112,6 @@ class Pair(methods.Method):
 FAMILIES = methods.names()
 
 
-def _sgd(config):
-  """SGD on every network: an update is lr * g, so a float32 reordering error of the gradient
-  (summation over 8 shards instead of 1: relative ~1e-6 for these batch sizes, n * eps_32 with
-  n <= 16 examples per sum) moves a parameter by lr * that, far below atol 1e-6 at lr 1e-2 and
-  |g| < 10. Adam's g / sqrt(v) would turn ~0 gradients' noise into +-lr steps."""
-  for name in config.nets.keys():
-    config.nets[name].optim.update(dict(name="sgd", lr=1e-2, momentum=0.0, decay="none"))
-  return config
-
-
 def _batch(method, plan, seed, num_classes):
   rng = np.random.default_rng(seed)
   out = {}
@@ -129,30 +122,60 @@ def _batch(method, plan, seed, num_classes):
   return out
 
 
-def _run(config, data, mesh, n):
+def _run(config, data, mesh, n, float64=False):
+  """n steps; `float64`: the initial state cast to float64 and every step computed in float64."""
   method = methods.build(config, data)
-  state = parallel.replicate(method.init(jax.random.PRNGKey(0)), mesh)
-  cache = step_lib.StepCache(method, mesh, donate=False)
-  for i in range(n):
-    plan = method.plan(i)
-    state, metrics = cache(plan)(state, parallel.global_batch(_batch(method, plan, i, data.num_classes), mesh))
-  return jax.device_get(state), jax.device_get(metrics)
+  state = method.init(jax.random.PRNGKey(0))
+  with float64_mode(float64):
+    state = parallel.replicate(as_float64(state) if float64 else state, mesh)
+    cache = step_lib.StepCache(method, mesh, donate=False)
+    for i in range(n):
+      plan = method.plan(i)
+      state, metrics = cache(plan)(state, parallel.global_batch(_batch(method, plan, i, data.num_classes), mesh))
+    return jax.device_get(state), jax.device_get(metrics)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_eight_devices_equal_one_device(family):
+  """Two steps on 8 devices == on 1 device, every leaf of the state and every metric, in float64
+  with the family's own optimizers: the runs differ only by reordered float64 sums, so the
+  tolerance is `FLOAT64_TOL` (1e-9; tests/test_steps.py gives the bound). In float32 the
+  reordering noise of near-zero gradients made Adam step by +-lr, so this test used SGD."""
   assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
   config, data = methods.get(family).test_config()
-  config = _sgd(config)
-  one, m1 = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2)
-  eight, m8 = _run(config, data, parallel.make_mesh(jax.devices()), 2)
-  assert_trees_close(one, eight, rtol=1e-5, atol=1e-6)
-  for k in m1:
-    np.testing.assert_allclose(m1[k], m8[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  one, m1 = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
+  eight, m8 = _run(config, data, parallel.make_mesh(jax.devices()), 2, float64=True)
+  assert_float64_close(one, eight)
+  assert_float64_close(m1, m8)
   init = methods.build(config, data).init(jax.random.PRNGKey(0))
   moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
               for a, b in zip(jax.tree.leaves(one.nets), jax.tree.leaves(init.nets)))
   assert moved > 1e-4, "two steps changed the state"
+
+
+def test_device_comparison_catches_per_device_batch_statistics(monkeypatch):
+  """The 8 == 1 comparison fails when the data-parallel step is wrong: here BatchNorm normalizes
+  each device's rows with that device's statistics (the all-reduce of the batch moments left out),
+  on the `gan` family's DCGAN (BatchNorm in G and D). A global batch of 16 on 8 devices puts rows
+  2d, 2d + 1 on device d; the patched layer normalizes exactly those groups of 2."""
+  assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
+  config, data = methods.get("gan").test_config()
+  one, _ = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 1, float64=True)
+  global_stats = layers._normalize_train  # pylint: disable=protected-access
+
+  def per_device_stats(x, scale, bias, epsilon):
+    groups = x.reshape(8, x.shape[0] // 8, *x.shape[1:])
+    y, mean, var = jax.vmap(lambda g: global_stats(g, scale, bias, epsilon))(groups)
+    return y.reshape(x.shape), mean.mean(0), var.mean(0)
+
+  monkeypatch.setattr(layers, "_normalize_train", per_device_stats)
+  wrong, _ = _run(config, data, parallel.make_mesh(jax.devices()), 1, float64=True)
+  with pytest.raises(AssertionError):
+    assert_float64_close(one, wrong)
+  # Not a near miss: the wrong statistics move the params by orders of magnitude more than the tolerance.
+  diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+             for a, b in zip(jax.tree.leaves(one.nets["g"].params), jax.tree.leaves(wrong.nets["g"].params)))
+  assert diff > 1e3 * FLOAT64_TOL, diff
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -1,5 +1,6 @@
 """The `gan` family's jitted step: determinism, accumulation, EMA, clipping, n_critic, lazy penalties."""
 
+import contextlib
 import importlib.util
 import os
 
@@ -34,19 +35,56 @@ def build(config, image_shape, num_classes=0):
   return methods.build(config, methods.DataSpec(tuple(image_shape), num_classes))
 
 
-def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0):
-  """n steps of the gan family on `make_batch` batches; returns (host state, [metrics])."""
+def as_float64(tree):
+  """Floating leaves -> float64 (inside `jax.enable_x64(True)`); other leaves unchanged."""
+  return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def float64_mode(enabled: bool = True):
+  """A context in which a float64 state computes in float64 (`jax_enable_x64`, restored on exit)."""
+  return jax.enable_x64(True) if enabled else contextlib.nullcontext()
+
+
+def run_steps(config, image_shape, mesh, n=2, num_classes=0, seed=0, edit=None, float64=False):
+  """n steps of the gan family on `make_batch` batches; returns (host state, [metrics]).
+  `edit(method)` may change the built method (its phases) before the run. `float64`: the initial
+  state (made in float32 as always) is cast to float64 and every step computes in float64."""
   gan = build(config, image_shape, num_classes)
-  state = parallel.replicate(gan.init(jax.random.PRNGKey(config.seed)), mesh)
-  cache = step_lib.StepCache(gan, mesh, donate=False)
-  all_metrics = []
-  for i in range(n):
-    plan = gan.plan(i)
-    count = step_lib.stream_counts(plan)["real"]
-    batch = parallel.global_batch(make_batch(config, image_shape, seed + i, max(num_classes, 1), count), mesh)
-    state, metrics = cache(plan)(state, batch)
-    all_metrics.append(jax.device_get(metrics))
-  return jax.device_get(state), all_metrics
+  if edit is not None:
+    edit(gan)
+  state = gan.init(jax.random.PRNGKey(config.seed))
+  with float64_mode(float64):
+    state = parallel.replicate(as_float64(state) if float64 else state, mesh)
+    cache = step_lib.StepCache(gan, mesh, donate=False)
+    all_metrics = []
+    for i in range(n):
+      plan = gan.plan(i)
+      count = step_lib.stream_counts(plan)["real"]
+      batch = parallel.global_batch(make_batch(config, image_shape, seed + i, max(num_classes, 1), count), mesh)
+      state, metrics = cache(plan)(state, batch)
+      all_metrics.append(jax.device_get(metrics))
+    return jax.device_get(state), all_metrics
+
+
+# Float64 device-count comparisons (8 devices == 1 device): the two runs differ only in summation
+# order. A reordered sum of n terms differs by at most ~n * u * sum|terms| (u = 1.1e-16 in
+# float64): <= ~1e-12 relative for the n <= 1e4 terms of these tiny models' reductions, and a few
+# layers and updates multiply that by a modest factor. Adam multiplies the noise of a gradient whose
+# true value is 0 (a bias before BatchNorm) by lr / eps: <= 200 in BigGAN tiny, and the families'
+# test models have no such leaf. FLOAT64_TOL = 1e-9 is above all that (seen: <= 1e-14 of the
+# state's scale), and far below a real difference (a missing all-reduce: > 1e-6, test_families.py).
+# In float32 (u = 6e-8) the same comparisons needed tolerances tuned to one machine.
+FLOAT64_TOL = 1e-9
+
+
+def assert_float64_close(a, b, tol=FLOAT64_TOL):
+  """Every float leaf of two float64 pytrees within `tol`, relative to the leaf's scale (rtol),
+  or absolutely for leaves near 0 (atol `tol` times the largest magnitude in the tree, so a leaf
+  whose true value is 0, e.g. a bias before BatchNorm, compares at the tree's rounding scale)."""
+  leaves = [np.asarray(x) for x in jax.tree.leaves(a) if np.issubdtype(np.asarray(x).dtype, np.floating)]
+  assert all(x.dtype == np.float64 for x in leaves), "the run did not compute in float64"
+  scale = max([float(np.abs(x).max()) for x in leaves if x.size] + [1.0])
+  assert_trees_close(a, b, rtol=tol, atol=tol * scale)
 
 
 def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
@@ -56,6 +94,34 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
   for (path, x), (_, y) in zip(flat_a, flat_b):
     np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol,
                                err_msg=jax.tree_util.keystr(path))
+
+
+def prepare_as_micro_batches(k: int):
+  """`edit` for `run_steps`: each phase's `prepare` makes the whole batch as a grad_accum=k step
+  makes its k micro-batches (micro-batch j: examples j, j+k, ... of the stream's batch, key j of
+  split(key, k), `ctx.batch_size` / k examples) and interleaves them back into one batch.
+
+  A grad_accum=1 run of the edited method differentiates, in one batch, exactly the examples that
+  a grad_accum=k run differentiates in k micro-batches, including fakes that a G with BatchNorm
+  normalized per micro-batch, so accumulation can be compared with one large batch. The keys
+  returned for the loss are those of micro-batch 0: the models compared here draw no randomness
+  in their losses (no dropout, no penalty)."""
+
+  def wrap(prepare):
+    def prepare_k(ctx, data, key):
+      size = ctx.batch_size
+      ctx.batch_size = size // k
+      parts = [prepare(ctx, jax.tree.map(lambda a, j=j: a[j::k], data), key_j)
+               for j, key_j in enumerate(jax.random.split(key, k))]
+      ctx.batch_size = size
+      merge = lambda *xs: None if xs[0] is None else jnp.stack(xs, 1).reshape(-1, *xs[0].shape[1:])
+      inputs = {n: merge(*[p[0][n] for p in parts]) for n in parts[0][0]}
+      return inputs, parts[0][1]
+    return prepare_k
+
+  def edit(method):
+    method.phases = tuple(p._replace(prepare=wrap(p.prepare)) for p in method.phases)
+  return edit
 
 
 def test_step_is_deterministic_and_changes_params():
@@ -74,7 +140,9 @@ def test_step_is_deterministic_and_changes_params():
 
 
 def test_grad_accumulation_equals_large_batch():
-  """4 micro-batches of 8 == one batch of 32 for a GAN without batch statistics (MLP G, SN-MLP D).
+  """4 micro-batches of 8 == one batch of 32 of the same examples for a GAN without batch
+  statistics (MLP G, SN-MLP D). Each micro-batch draws its own latents (`prepare` runs per
+  micro-batch), so the large batch is made of the same 4 preparations (`prepare_as_micro_batches`).
 
   Both runs compute the same sums in a different order (float32): the gradients differ by
   ~1e-7 relative, and two Adam steps with b1=0 (lr * g / (sqrt(v) + eps)) keep that relative
@@ -85,7 +153,7 @@ def test_grad_accumulation_equals_large_batch():
   for net in ("g", "d"):
     config.nets[net].optim.update(dict(name="adam", lr=1e-3, b1=0.0, b2=0.9, eps=1e-8, decay="none"))
   mesh = parallel.make_mesh(jax.devices()[:1])
-  full, m_full = run_steps(config, (28, 28, 1), mesh, n=2)
+  full, m_full = run_steps(config, (28, 28, 1), mesh, n=2, edit=prepare_as_micro_batches(4))
   config.train.grad_accum = 4
   acc, m_acc = run_steps(config, (28, 28, 1), mesh, n=2)
   assert_trees_close(full, acc, rtol=2e-5, atol=2e-6)

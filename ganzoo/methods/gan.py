@@ -27,6 +27,9 @@ decay of D's lr ends at D's last update.
 Decisions (each is what the reference implementations do unless said otherwise):
 - Each D update draws fresh z (and fake labels); so does each G update (BigGAN-PyTorch does this;
   the DCGAN PyTorch example reuses the D step's fakes, which is cheaper but correlates the updates).
+  With `train.grad_accum` = k, z is drawn and G run per micro-batch (the step calls `prepare` per
+  micro-batch), so a D update holds one micro-batch of fakes; G's BatchNorm then normalizes each
+  micro-batch of fakes on its own statistics, as in BigGAN-PyTorch's accumulation loop.
 - D sees the real and the fake batch in two separate calls, so a D with BatchNorm normalizes each
   batch on its own statistics (DCGAN practice). Its running statistics are updated in D updates
   only; G's only in G updates.
@@ -268,7 +271,9 @@ class GAN(methods.Method):
   def _g_prepare(self, ctx, data, key):
     del data
     rng_lat, rng_drop = jax.random.split(key)
-    z, y = self.sample_latents(rng_lat, self.g_batch_size)
+    # This micro-batch's latents: ctx.batch_size is data.batch_size / grad_accum (or the whole
+    # batch), and G draws train.g_batch_size per update (divisible by devices x grad_accum).
+    z, y = self.sample_latents(rng_lat, self.g_batch_size * ctx.batch_size // self.batch_size)
     drop_g, drop_d = jax.random.split(rng_drop)
     return {"z": z, "y": y}, {"drop_g": drop_g, "drop_d": drop_d}
 

@@ -352,6 +352,8 @@ class Conv(nn.Module):
     if x.ndim != 4:
       raise ValueError(f"layers.Conv expects NHWC inputs; got shape {x.shape}")
     kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), jnp.float32)
+    if x.dtype != kernel.dtype:   # e.g. float32 pixels into a float64 state's kernel: compute in the wider type
+      x, kernel = nn.dtypes.promote_dtype(x, kernel)
     padding = conv_padding(self.padding)
     strides = tuple(self.strides)
     if (tuple(self.kernel_size) == (4, 4) and strides == (2, 2) and padding == ((1, 1), (1, 1))
