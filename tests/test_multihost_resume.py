@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from tests.test_multiprocess import free_port
+from tests.test_multiprocess import finish, free_port
 from tests.test_steps import ROOT
 from tests.test_train import read_metrics, write_npz
 
@@ -29,16 +29,7 @@ def test_env_vars_start_two_hosts_that_fall_back_to_the_same_step(tmp_path):
            "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)}
     procs.append(subprocess.Popen([sys.executable, WORKER, str(workdir), data], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-  outs = []
-  try:
-    for p in procs:
-      outs.append(p.communicate(timeout=400)[0])
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for p, out in zip(procs, outs):
-    assert p.returncode == 0, out[-3000:]
+  outs = finish(procs, timeout=400)
   for i, out in enumerate(outs):
     assert f"process {i}/2: 4 devices, first run step 4" in out, out[-3000:]
     assert f"process {i}/2: resumed at step 2, step 5" in out, out[-3000:]

@@ -113,7 +113,7 @@ def reference_outputs(method, s0, s1, batch):
   real_out = nets_lib.forward(d, d0, s0.nets["d"].batch_stats, real, real_y, train=True, rng=drop_real)[0]
   fake_out = nets_lib.forward(d, d0, s0.nets["d"].batch_stats, fake, fake_y, train=True, rng=drop_fake)[0]
   rng_lat, rng_drop = jax.random.split(jax.random.split(jax.random.fold_in(rng, gan.G_KEY), 1)[0])
-  z, y = method.sample_latents(rng_lat, method.batch_size)
+  z, y = method.sample_latents(rng_lat, method.g_batch_size)   # train.g_batch_size latents (SNGAN-projection: 2B)
   drop_g, drop_d = jax.random.split(rng_drop)
   x, _ = nets_lib.forward(g, nets_lib.normalize(g, s0.nets["g"].params, s1.nets["g"].sn)[0], s0.nets["g"].batch_stats,
                           z, y, train=True, rng=drop_g)
@@ -227,7 +227,7 @@ def test_conditional_run_with_a_lazy_penalty(tmp_path):
   """cGAN (labels from the data) with R1 every 2 steps: the d_reg phase runs at steps 0, 2, ...
   (lazy regularization rescales Adam's betas, so D trains with Adam instead of the paper's SGD)."""
   config = npz_config("cgan", tmp_path)
-  config.nets.d.optim.update(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999))
+  config.nets.d.optim.update(dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, momentum_final=None))   # no SGD ramp
   config.unlock()
   config.penalties = ml_collections.ConfigDict({"r1": {"weight": 1.0, "every": 2}})
   config.lock()
