@@ -19,32 +19,18 @@ AC-GAN (Odena et al. 2017, Appendix, CIFAR-10 model):
      on all but the first; flatten -> Dense 1 (source logit) and Dense K (class logits).
   Returns {'logits': [N], 'class_logits': [N, K]}. D has BatchNorm: pass mutable=['batch_stats'].
   `label_mode='embed'` replaces the one-hot by a learned nn.Embed(K, K) (leaf 'embedding').
-  The auxiliary loss is `auxiliary_classifier_loss`.
+  The auxiliary loss is `ganzoo.methods.gan.aux_classifier_loss` (the one training uses).
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from ganzoo.models import layers
 from ganzoo.models import register
 
 Array = jax.Array
-
-
-def auxiliary_classifier_loss(class_logits: Array, labels: Array) -> Array:
-  """AC-GAN class loss L_C = E[-log P(C = c | X)] (arXiv:1610.09585, eq. 3).
-
-  Softmax cross-entropy of `class_logits` [N, K] against int labels [N], averaged over the batch.
-  Both D (on real and fake images) and G (on fake images) minimise it.
-  """
-  if class_logits.ndim != 2 or labels.shape != class_logits.shape[:1]:
-    raise ValueError(f"expected class_logits [N, K] and labels [N]; got {class_logits.shape} and "
-                     f"{labels.shape}")
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
-      class_logits.astype(jnp.float32), labels))
 
 
 def _require_labels(y: Array | None, who: str) -> Array:
