@@ -19,12 +19,12 @@ from ganzoo.state import TrainState
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run saved in `workdir/config.json` (older layouts upgraded)."""
+  """The config a run has now: `workdir/config.json` (older layouts upgraded) with the changes a
+  resume made with --allow_config_change (`config_changes.jsonl`) applied in order."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise ValueError(f"{path} does not exist; pass --config=configs/<name>.py[:variant] for this run")
-  with open(path) as f:
-    return ml_collections.ConfigDict(config_lib.upgrade_legacy_config(json.load(f)))
+  return ml_collections.ConfigDict(train.run_config(workdir))
 
 
 def check_workdir(workdir: str) -> None:

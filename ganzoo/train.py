@@ -296,30 +296,32 @@ def _config_changes(old: dict, new: dict) -> tuple[dict[str, list], list[str], l
   return changed, removed, altering
 
 
-def _run_config(workdir: str) -> dict | None:
-  """The run's config now: config.json (its first start) with config_changes.jsonl applied in order."""
+def run_config(workdir: str) -> dict | None:
+  """The run's config now: config.json (its first start; older layouts upgraded) with
+  config_changes.jsonl applied in order. Sections stay as written (an empty one stays empty)."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    flat = _flatten(config_lib.upgrade_legacy_config(json.load(f)))
+    nested = config_lib.upgrade_legacy_config(json.load(f))
   changes = os.path.join(workdir, "config_changes.jsonl")
-  if os.path.exists(changes):
-    with open(changes) as f:
-      for line in f:
-        if line.strip():
-          record = json.loads(line)
-          for key, (_, value) in record["changed"].items():
-            flat[key] = value
-          for key in record.get("removed", []):
-            flat.pop(key, None)
-  nested: dict = {}
-  for key, value in flat.items():
-    *parents, leaf = key.split(".")
-    node = nested
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = value
+  if not os.path.exists(changes):
+    return nested
+  with open(changes) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  for record in records:
+    for key, (_, value) in record["changed"].items():
+      *parents, leaf = key.split(".")
+      node = nested
+      for p in parents:
+        node = node.setdefault(p, {})
+      node[leaf] = value
+    for key in record.get("removed", []):
+      *parents, leaf = key.split(".")
+      node = nested
+      for p in parents:
+        node = node.get(p, {})
+      node.pop(leaf, None)
   return nested
 
 
@@ -327,7 +329,7 @@ def _check_config_change(config, workdir: str, allow: bool) -> dict[str, Any]:
   """Compares `config` with the run already in `workdir`; returns the change (to record once the
   resumed step is known; {} when nothing changed). Raises a one-line ValueError when a
   result-changing field changed and `allow` is False."""
-  old = _run_config(workdir)
+  old = run_config(workdir)
   if old is None:
     return {}
   new = json.loads(config.to_json_best_effort())

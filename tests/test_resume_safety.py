@@ -66,6 +66,11 @@ def test_extending_a_linear_decay_is_refused_unless_overridden(tmp_path):
 
   # The run's config is now config.json + the recorded change: the same command needs no override.
   assert train.train_and_evaluate(config, str(workdir), mesh=one_device(), progress=False)["step"] == 8
+  # ... and that is the config the sample and evaluate CLIs load (empty sections kept as written).
+  from ganzoo import runs  # pylint: disable=g-import-not-at-top
+  loaded = runs.load_run_config(str(workdir))
+  assert loaded.train.num_steps == 8 and loaded.train.log_every == config.train.log_every
+  assert dict(loaded.penalties) == dict(config.penalties)
 
 
 def test_constant_rates_may_be_extended(tmp_path):
