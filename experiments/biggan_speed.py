@@ -2,7 +2,7 @@
 
   python experiments/biggan_speed.py [--batch=64] [--steps=10] [--variant=cifar10]
 
-One step = `train.d_steps` D updates + 1 G update (the CIFAR-10 script: 1 + 1) on the global batch,
+One step = `train.d_steps` D updates + 1 G update (the CIFAR-10 config, after BigGAN-PyTorch launch_cifar_ema.sh: 4 + 1) on the global batch,
 jitted on one device, random data (the input pipeline is not timed). Reports compile time, the
 median and min ms/step over `--steps` timed steps after one warm-up, XLA's FLOP count, the parameter counts, the
 peak RSS of the process (resource.getrusage) and the 1-minute load average (the CPU is shared).
