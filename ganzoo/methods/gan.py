@@ -324,10 +324,6 @@ class GAN(methods.Method):
     z, y = inputs
     return self.generate(state, z, y)
 
-  def param_counts(self, state):
-    from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
-    return {"params/g": param_count(state.nets["g"].params), "params/d": param_count(state.nets["d"].params)}
-
   @classmethod
   def test_config(cls):
     from ganzoo import config as config_lib  # pylint: disable=g-import-not-at-top
