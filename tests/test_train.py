@@ -53,6 +53,19 @@ def one_device():
   return parallel.make_mesh(jax.devices()[:1])
 
 
+def latest_states(config, *workdirs):
+  """[(state, step)] of the newest checkpoint of each run directory, restored on one device onto the
+  family `config` builds (for comparing two runs of the same config)."""
+  from ganzoo import checkpoint  # pylint: disable=g-import-not-at-top
+  _, method, _ = train.setup(config, one_device())
+  target = method.init(jax.random.PRNGKey(0))
+  out = []
+  for workdir in workdirs:
+    state, step = checkpoint.latest_state(str(workdir), target)
+    out.append((jax.device_get(state), step))
+  return out
+
+
 SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3), "celeb_a": (64, 64, 3),
           "imagenet2012": (128, 128, 3)}
 
