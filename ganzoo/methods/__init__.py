@@ -95,7 +95,8 @@ class Method(abc.ABC):
   # -- reporting -------------------------------------------------------------------------------
   def param_counts(self, state: TrainState) -> dict[str, int]:
     from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
-    return {f"params/{n}": param_count(net.params) for n, net in state.nets.items()}
+    # In the family's own order (self.nets): a state's dict comes back from jit and orbax sorted.
+    return {f"params/{n}": param_count(state.nets[n].params) for n in self.nets}
 
   @classmethod
   @abc.abstractmethod
