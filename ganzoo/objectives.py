@@ -177,3 +177,81 @@ def hinge() -> Objective:
     return -jnp.mean(_f32(fake_logits))
 
   return Objective("hinge", d_loss, g_loss)
+
+
+# ----------------------------------------------------------------------------------------------
+# f-GAN: Nowozin, Cseke & Tomioka 2016, "f-GAN: Training Generative Neural Samplers using
+# Variational Divergence Minimization", arXiv:1606.00709, Table 2 (the authors' code is not public;
+# the table is the reference).
+#
+# For a convex f with f(1) = 0 and Fenchel conjugate f*, D_f(P || Q) >= sup_T E_P[T(x)] - E_Q[f*(T(x))]
+# (Eq. 4), with equality at T*(x) = f'(p(x) / q(x)). The variational function is T = g_f(V) with V
+# the raw logit and g_f an output activation that keeps T in dom f*. P = data, Q = generator:
+#   D (the variational function) maximizes  F = E_P[g_f(V(x))] - E_Q[f*(g_f(V(G(z))))]
+#   G minimizes F ('saturating'), or maximizes E_Q[g_f(V(G(z)))] ('alternative': Sec. 3.2, the
+#     analogue of the non-saturating GAN loss; the paper uses it in its experiments).
+# Each row is (g_f(v), f*(g_f(v))), with f*(g_f(v)) simplified by hand so that no log of a sigmoid
+# or exp of a large argument is formed where the table's composition would overflow:
+#   kl:          g = v                    f*(t) = exp(t - 1)         f*(g) = exp(v - 1)
+#   reverse_kl:  g = -exp(-v)             f*(t) = -1 - log(-t)       f*(g) = v - 1
+#   pearson:     g = v                    f*(t) = t^2 / 4 + t        f*(g) = v^2 / 4 + v
+#   hellinger:   g = 1 - exp(-v)          f*(t) = t / (1 - t)        f*(g) = exp(v) - 1
+#   js:          g = log 2 - softplus(-v) f*(t) = -log(2 - exp(t))   f*(g) = softplus(v) - log 2
+#   gan:         g = -softplus(-v)        f*(t) = -log(1 - exp(t))   f*(g) = softplus(v)
+# The suprema (at T*): 'kl' KL(P||Q); 'reverse_kl' KL(Q||P); 'pearson' int (p - q)^2 / q;
+# 'hellinger' int (sqrt p - sqrt q)^2 (Table 1's squared Hellinger, without a 1/2); 'js' with
+# Table 1's f(u) = -(u + 1) log((1 + u) / 2) + u log u reaches KL(P||M) + KL(Q||M) = 2 JSD(P, Q),
+# M = (P + Q) / 2 (the 1/2 written in Table 1's integral does not match its f; the f is used);
+# 'gan' 2 JSD - log 4, the original GAN's value. The 'kl' and 'hellinger' conjugates grow like exp(v)
+# and overflow float32 above v ~ 88: that is the divergence, not the formula.
+
+_LOG2 = 0.6931471805599453
+
+
+class FDivergence(NamedTuple):
+  """One row of the f-GAN table: T = activation(V) and f*(T) written as a function of V."""
+  activation: Callable[[Array], Array]
+  conjugate_of_activation: Callable[[Array], Array]
+
+
+F_DIVERGENCES: dict[str, FDivergence] = {
+    "kl": FDivergence(lambda v: v, lambda v: jnp.exp(v - 1.0)),
+    "reverse_kl": FDivergence(lambda v: -jnp.exp(-v), lambda v: v - 1.0),
+    "pearson": FDivergence(lambda v: v, lambda v: 0.25 * jnp.square(v) + v),
+    "hellinger": FDivergence(lambda v: -jnp.expm1(-v), jnp.expm1),
+    "js": FDivergence(lambda v: _LOG2 - jax.nn.softplus(-v), lambda v: jax.nn.softplus(v) - _LOG2),
+    "gan": FDivergence(lambda v: -jax.nn.softplus(-v), jax.nn.softplus),
+}
+
+
+def _f_gan(divergence: str, generator: str) -> Objective:
+  if generator not in ("alternative", "saturating"):
+    raise ValueError(f"f-GAN generator={generator!r}: use 'alternative' (maximize E_Q[g_f(V)], the paper's "
+                     "choice) or 'saturating' (minimize the variational bound itself)")
+  row = F_DIVERGENCES[divergence]
+
+  def d_loss(real_logits: Array, fake_logits: Array) -> Array:
+    return (jnp.mean(row.conjugate_of_activation(_f32(fake_logits)))
+            - jnp.mean(row.activation(_f32(real_logits))))
+
+  def g_loss(fake_logits: Array, real_logits: Optional[Array] = None) -> Array:
+    del real_logits
+    if generator == "saturating":
+      return -jnp.mean(row.conjugate_of_activation(_f32(fake_logits)))
+    return -jnp.mean(row.activation(_f32(fake_logits)))
+
+  return Objective(f"fgan_{divergence}", d_loss, g_loss)
+
+
+def _register_f_gan(divergence: str) -> None:
+  def factory(generator: str = "alternative") -> Objective:
+    return _f_gan(divergence, generator)
+  factory.__name__ = f"fgan_{divergence}"
+  factory.__doc__ = (f"f-GAN with the {divergence!r} divergence (Nowozin et al. 2016, arXiv:1606.00709, "
+                     "Table 2). D: E_Q[f*(g_f(V))] - E_P[g_f(V)]; G: -E_Q[g_f(V)] ('alternative', "
+                     "default) or -E_Q[f*(g_f(V))] ('saturating'). -D's loss at its optimum is D_f(P||Q).")
+  register(f"fgan_{divergence}")(factory)
+
+
+for _name in F_DIVERGENCES:
+  _register_f_gan(_name)
