@@ -5,6 +5,7 @@ Every field a run can read exists here, so `--config.a.b=v` of an unknown key is
 
 import ml_collections
 
+from ganzoo import augment
 from ganzoo import nets as nets_lib
 
 
@@ -36,6 +37,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # G's class embeddings (BigGAN's shared embedding, conditional-BN tables) are not normalized, as
   # in BigGAN-PyTorch; D's projection embedding is (Miyato & Koyama 2018).
   c.nets.g.sn.exclude = "embedding"
+
+  # Transforms of every image D sees (ganzoo.augment): instance noise.
+  c.augment = augment.augment_config()
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 10_000        # train steps (GAN: generator updates)
@@ -112,6 +116,8 @@ def _validate_keys(config: ml_collections.ConfigDict) -> None:
     if section not in config:
       raise ValueError(f"config has no '{section}' section; start configs from ganzoo.config.get_base_config()")
     _check_keys(config[section], ref[section], section)
+  if "augment" in config:   # optional: configs saved before it existed have none
+    _check_keys(config.augment, ref.augment, "augment")
   for key in extra_data:   # more data sources for families with several streams (CycleGAN's B)
     _check_keys(config[key], data_config(), key)
   for name in config.get("nets", {}).keys():
@@ -150,6 +156,7 @@ def validate_values(config: ml_collections.ConfigDict) -> None:
   sections = [(s, ref[s]) for s in _STRICT_SECTIONS if s in config]
   sections += [(k, data_config()) for k in config.keys() if k.startswith("data_")]
   sections += [(f"nets.{n}", nets_lib.net_config()) for n in config.get("nets", {}).keys()]
+  sections += [("augment", ref.augment)] if "augment" in config else []
   for prefix, ref_section in sections:
     section = config
     for key in prefix.split("."):

@@ -3,7 +3,8 @@
 Every adversarial objective of `ganzoo.objectives`, the penalties of `ganzoo.regularizers`,
 AC-GAN's auxiliary classifier, projection and conditional-BN conditioning, TTUR (per-network
 optimizers), n_critic, weight clipping, orthogonal regularization, spectral norm on either
-network, an EMA of G and gradient accumulation. Phases per step:
+network, an EMA of G, gradient accumulation and instance noise on every D input
+(`config.augment.instance_noise`, ganzoo/augment.py). Phases per step:
 
   d       `train.d_steps` updates of D (n_critic), each on its own real batch and fresh fakes;
           adversarial loss + AC-GAN term + every penalty with `every == 1`. With
@@ -51,6 +52,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import models
 from ganzoo import nets as nets_lib
@@ -141,6 +143,7 @@ class GAN(methods.Method):
     if self.d_steps < 1 or self.g_steps < 1:
       raise ValueError(f"train.d_steps and train.g_steps must be >= 1; got {self.d_steps}, {self.g_steps}")
     self.warmup = _d_steps_warmup(t)
+    self.instance_noise = augment.instance_noise(config)   # None when off
     self.g_batch_size = _g_batch_size(t, self.batch_size, self.grad_accum)
     penalties = build_penalties(config.get("penalties", ml_collections.ConfigDict()))
     self.penalties = [p for p in penalties if p[2] == 1]
@@ -230,6 +233,10 @@ class GAN(methods.Method):
     rng_lat, rng_pen, rng_drop, rng_g = jax.random.split(key, 4)
     z, fake_y = self.sample_latents(rng_lat, real.shape[0])
     fake = jax.lax.stop_gradient(ctx.apply("g", ctx.shard(z), fake_y, train=True, rng=rng_g))
+    if self.instance_noise:   # D and the penalties see the noisy images (ganzoo.augment)
+      noise = self.instance_noise.noise
+      real = real + ctx.shard(noise(jax.random.fold_in(key, augment.REAL_NOISE_KEY), ctx.step, real.shape))
+      fake = fake + ctx.shard(noise(jax.random.fold_in(key, augment.FAKE_NOISE_KEY), ctx.step, fake.shape))
     drop_real, drop_fake = jax.random.split(rng_drop)
     inputs = {"real": real, "real_y": real_y, "fake": fake, "fake_y": fake_y}
     return inputs, {"rng_penalty": rng_pen, "drop_real": drop_real, "drop_fake": drop_fake}
@@ -275,10 +282,16 @@ class GAN(methods.Method):
     # batch), and G draws train.g_batch_size per update (divisible by devices x grad_accum).
     z, y = self.sample_latents(rng_lat, self.g_batch_size * ctx.batch_size // self.batch_size)
     drop_g, drop_d = jax.random.split(rng_drop)
-    return {"z": z, "y": y}, {"drop_g": drop_g, "drop_d": drop_d}
+    inputs = {"z": z, "y": y}
+    if self.instance_noise:   # G's fakes reach D with noise too
+      inputs["noise"] = ctx.shard(self.instance_noise.noise(jax.random.fold_in(key, augment.FAKE_NOISE_KEY), ctx.step,
+                                                            (z.shape[0], *self.image_shape)))
+    return inputs, {"drop_g": drop_g, "drop_d": drop_d}
 
   def _g_loss(self, ctx, inp):
     fake = ctx.apply("g", inp["z"], inp["y"], rng=inp["drop_g"])
+    if "noise" in inp:
+      fake = fake + inp["noise"]
     fake_logits, fake_cls = split_d_output(ctx.apply("d", fake, inp["y"], rng=inp["drop_d"]))
     loss = self.objective.g_loss(fake_logits, None)
     metrics = {"g_loss": loss}
