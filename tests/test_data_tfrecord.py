@@ -10,6 +10,7 @@ the TFRecord spec and whose crc is checked against the RFC 3720 test vectors.
 import io
 import os
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -68,6 +69,22 @@ def test_crc32c_rfc3720_vectors():
     assert tfrecord.masked_crc32c(msg) == _masked(msg)
 
 
+def test_google_crc32c_is_used_when_installed(monkeypatch):
+  class FakeGoogleCrc32c:  # the google_crc32c API: value(bytes) -> int
+    calls = []
+
+    @staticmethod
+    def value(b):
+      FakeGoogleCrc32c.calls.append(b)
+      return _crc32c_bitwise(b)
+
+  monkeypatch.setitem(sys.modules, 'google_crc32c', FakeGoogleCrc32c)
+  fast = tfrecord._fast_crc32c()  # pylint: disable=protected-access
+  assert fast(memoryview(b'123456789')) == 0xE3069283 and FakeGoogleCrc32c.calls == [b'123456789']
+  monkeypatch.setitem(sys.modules, 'google_crc32c', None)  # import fails
+  assert tfrecord._fast_crc32c() is None  # pylint: disable=protected-access
+
+
 def test_framing_matches_tensorboardx_writer(tmp_path):
   """tensorboardX writes TensorBoard event files, which are TFRecord files, with its own crc32c: an
   independent writer. Its bytes equal the spec writer's, and TfRecordShard reads its records back."""
@@ -87,7 +104,6 @@ def test_framing_matches_tensorboardx_writer(tmp_path):
     assert shard.read(j) == records[j]
   with pytest.raises(IndexError):
     shard.read(5)
-  shard.close()
 
 
 # ----------------------------------------------------------------------------- the tfds fixture
