@@ -8,6 +8,7 @@ the TFRecord spec and whose crc is checked against the RFC 3720 test vectors.
 """
 
 import io
+import logging
 import os
 import struct
 import sys
@@ -231,8 +232,10 @@ def test_tfrecord_slice_is_slice_of_split(prepared):
   np.testing.assert_array_equal(part['image'], full['image'][3:20])
 
 
-def test_tfrecord_through_load_images_and_build_dataset(prepared):
-  full = _read_all(prepared['tfrecord'])
+def test_tfrecord_through_load_images_and_build_dataset(prepared, caplog):
+  with caplog.at_level(logging.INFO):
+    full = _read_all(prepared['tfrecord'])
+  assert f"{NAME}: reading the TFRecord copy in {prepared['tfrecord']}" in caplog.text  # the first-use line
   got = data.load_images(NAME, source='tfds', data_dir=prepared['tfrecord'], max_examples=10)
   np.testing.assert_array_equal(got['image'], full['image'][:10])
   small = data.load_images(NAME, source='tfds', data_dir=prepared['tfrecord'], image_size=4, max_examples=2)
