@@ -226,6 +226,17 @@ def test_tfrecord_and_array_record_same_examples_same_order(prepared, split):
   np.testing.assert_array_equal(tfr['label'], arr['label'])
 
 
+def test_training_batches_equal_across_formats(prepared):
+  """The training stream (a seeded permutation of example indices) is the same on either copy."""
+  batches = {}
+  for fmt, data_dir in (('tfrecord', prepared['tfrecord']), ('array_record', _array_record_dir(prepared))):
+    ds = data.build_dataset({'name': NAME, 'source': 'tfds', 'data_dir': data_dir, 'batch_size': 4}, 7, 0, 1)
+    batches[fmt] = ds.read('real', 5, 3, 4)  # 3 batches from example 5 of the stream (12 shuffled examples)
+  assert batches['tfrecord']['image'].shape == (3, 4) + SHAPE
+  np.testing.assert_array_equal(batches['tfrecord']['image'], batches['array_record']['image'])
+  np.testing.assert_array_equal(batches['tfrecord']['label'], batches['array_record']['label'])
+
+
 def test_tfrecord_slice_is_slice_of_split(prepared):
   full = _read_all(prepared['tfrecord'], 'train')
   part = _read_all(prepared['tfrecord'], 'train[3:20]')
