@@ -5,7 +5,7 @@
   python -m ganzoo.main --config=configs/biggan.py:cifar10 --workdir=workdirs/biggan_c10
   python -m ganzoo.main --config=configs/biggan.py:tiny --workdir=/tmp/biggan_tiny     # smoke test
 
-  # the data set must be prepared for tfds (ArrayRecord); e.g. 8 accelerators, 2048 = 8 x 256:
+  # the data set must be prepared for tfds (TFRecord or ArrayRecord); e.g. 8 accelerators, 2048 = 8 x 256:
   python -m ganzoo.main --config=configs/biggan.py --workdir=... --config.data.data_dir=/data/tfds
 
 imagenet128 (default; paper Sec. 4, App. B/C, the 'BigGAN' row of Table 1): ImageNet 128x128,

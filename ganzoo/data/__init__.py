@@ -26,9 +26,10 @@ IDX search order for mnist/fashion_mnist: ``data_dir``, ``data_dir/<name>``,
 ``$GANZOO_DATA_DIR/<name>``, ``~/.cache/ganzoo/<name>``, and for fashion_mnist the Debian package
 folder /usr/share/datasets/fashion-mnist (``apt-get install dataset-fashion-mnist``). Files:
 ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (gzip detected from the content).
-tfds data sets are read with ``tfds.data_source`` (ArrayRecord, no TensorFlow needed); they must
-be prepared already (nothing is downloaded). A missing data set raises ``DatasetNotFoundError``
-(a ValueError) whose one-line message says how to get it.
+tfds data sets are read without TensorFlow: an ArrayRecord copy with ``tfds.data_source``, a
+TFRecord copy (what ``tfds build`` writes by default) with ``ganzoo.data.tfrecord``, in the same
+example order; they must be prepared already (nothing is downloaded). A missing data set raises
+``DatasetNotFoundError`` (a ValueError) whose one-line message says how to get it.
 
 Training reads named streams with ``Dataset.read(stream, offset, count, batch_size)``: uint8 pixels
 (mapped to [-1, 1] on the devices by ``ganzoo.step``), labels int32, a batch being a pure function

@@ -1,4 +1,5 @@
-"""Random-access image sources: IDX (MNIST format), tfds ArrayRecord, .npz, image folders, synthetic.
+"""Random-access image sources: IDX (MNIST format), tfds (ArrayRecord or TFRecord), .npz, image folders,
+synthetic.
 
 Every source has ``image_shape`` (H, W, C), ``num_classes`` (None when unlabelled),
 ``num_examples``, ``has_labels`` and ``get(indices) -> {'image': uint8 [n, H, W, C],
@@ -23,6 +24,7 @@ import zipfile
 import zlib
 from typing import Any, Sequence
 
+from absl import logging
 import numpy as np
 
 from ganzoo.data import synthetic
@@ -179,7 +181,8 @@ class LazySource:
 
 
 class TfdsSource(LazySource):
-  """Reads a prepared tfds data set through ``tfds.data_source`` (ArrayRecord; no TensorFlow)."""
+  """Reads a prepared tfds data set: ``tfds.data_source`` (ArrayRecord) or ganzoo's TFRecord reader
+  (``ganzoo.data.tfrecord``); neither needs TensorFlow."""
 
   def __init__(self, ds: Any, name: str, size=None, center_crop=None,
                max_examples: int | None = None, num_classes: int | None = None):
@@ -461,15 +464,41 @@ def _missing_message(name: str, reason: str = '') -> str:
            f'(or put the IDX files in ~/.cache/ganzoo/{name} or data.data_dir), or prepare the tfds '
            f"dataset '{name}' in TFDS_DATA_DIR")
   else:
-    msg = (f"{name} not found: prepare the tfds dataset '{name}' as ArrayRecord in TFDS_DATA_DIR or "
-           f'data.data_dir (`tfds build {name} --file_format=array_record` on a machine with '
-           f'internet, then copy the folder)')
+    msg = (f"{name} not found: prepare the tfds dataset '{name}' in TFDS_DATA_DIR or data.data_dir "
+           f'(`tfds build {name}` on a machine with internet, then copy the {name} folder; TFRecord '
+           'and ArrayRecord copies both load)')
   return (msg + tail).replace('\n', ' ')
+
+
+def _open_tfds_tfrecord(tfds, name: str, split: str, data_dir: str | None):
+  """``tfrecord.TfRecordDataSource`` of a TFRecord-prepared ``name``, or None when there is none."""
+  from ganzoo.data import tfrecord  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+    prepared = builder.is_prepared()
+  except Exception:  # pylint: disable=broad-except
+    return None  # no builder or no prepared copy: the caller reports data_source's reason
+  if not prepared:
+    return None
+  try:
+    ds = tfrecord.open_tfrecord(builder, split)  # reads no shard yet: a ValueError is the split's
+  except (KeyError, ValueError) as e:
+    raise ValueError(f"{name}: cannot read split {split!r} ({_first_line(e, 120)}): set data.split to a "
+                     f"split of this data set or a slice of one, e.g. 'train[:90%]'.") from None
+  if ds is not None:
+    logging.info('%s: reading the TFRecord copy in %s with ganzoo\'s reader (offset index built on the '
+                 'first read of each shard; `tfds build %s --file_format=array_record` gives a copy '
+                 'tfds.data_source reads)', name, builder.data_dir, name.split(':')[0])
+  return ds
 
 
 def open_tfds(name: str, split: str = 'train', data_dir: str | None = None, size=None,
               center_crop=None, max_examples=None, num_classes=None) -> TfdsSource:
-  """Opens ``tfds.data_source(name, split=split, data_dir=data_dir, download=False)``."""
+  """Opens ``tfds.data_source(name, split=split, data_dir=data_dir, download=False)`` for an
+  ArrayRecord (or Parquet) copy, else ``ganzoo.data.tfrecord.TfRecordDataSource`` for a TFRecord
+  copy (what ``tfds build`` writes by default): same examples in the same order (that module's
+  docstring says why).
+  """
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -483,7 +512,10 @@ def open_tfds(name: str, split: str = 'train', data_dir: str | None = None, size
   try:
     ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # pylint: disable=broad-except
-    raise DatasetNotFoundError(_missing_message(name, _first_line(e))) from None
+    # data_source reads ArrayRecord (or Parquet) only; a TFRecord copy is read by ganzoo's reader.
+    ds = _open_tfds_tfrecord(tfds, name, split, data_dir)
+    if ds is None:
+      raise DatasetNotFoundError(_missing_message(name, _first_line(e))) from None
   if base == 'celeb_a':
     center_crop = CELEBA_CROP if center_crop is None else center_crop
     size = size or (CELEBA_SIZE, CELEBA_SIZE)
