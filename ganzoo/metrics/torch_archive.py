@@ -111,7 +111,7 @@ _GLOBALS = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-    ("torch.nn.parameter", "Parameter"): _rebuild_parameter,
+    ("torch.nn.parameter", "Parameter"): _rebuild_parameter,  # Only as _rebuild_from_type_v2's new_type.
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch.jit._pickle", "restore_type_tag"): _restore_type_tag,
     **{("torch.jit._pickle", f"build_{kind}list"): _as_list
@@ -161,9 +161,11 @@ def _load_zip(path: str) -> tuple[Any, zipfile.ZipFile, str]:
   zf = zipfile.ZipFile(path)
   names = zf.namelist()
   root = _zip_root(names, path)
-  order = "<"
+  order = "<"  # Files without a byteorder record (torch < 1.10) were written little-endian.
   if f"{root}/byteorder" in names:
-    order = {"little": "<", "big": ">"}[zf.read(f"{root}/byteorder").decode().strip()]
+    order = {"little": "<", "big": ">"}.get(zf.read(f"{root}/byteorder").decode().strip(), "?")
+    if order == "?":
+      raise ValueError(f"{path}: unknown {root}/byteorder record: the file is damaged")
   storages: dict[str, np.ndarray] = {}
 
   def load_storage(pid, dtype):
@@ -284,8 +286,8 @@ def torchscript_state_dict(path: str) -> dict[str, np.ndarray]:
   are not in a state dict).
   """
   with zipfile.ZipFile(path) as probe:
-    if f"{_zip_root(probe.namelist(), path)}/code/" not in {n[:n.find('/code/') + 6] for n in
-                                                           probe.namelist() if '/code/' in n}:
+    names = probe.namelist()
+    if not any(n.startswith(f"{_zip_root(names, path)}/code/") for n in names):
       raise ValueError(f"{path}: not a TorchScript archive (no code/ folder); load it with torch.save's "
                        "reader instead")
   module, zf, root = _load_zip(path)
