@@ -161,7 +161,7 @@ def _load_zip(path: str) -> tuple[Any, zipfile.ZipFile, str]:
   zf = zipfile.ZipFile(path)
   names = zf.namelist()
   root = _zip_root(names, path)
-  order = "<"  # Files without a byteorder record (torch < 1.10) were written little-endian.
+  order = "<"  # No byteorder record (older torch): little-endian, as torch.load assumes by default.
   if f"{root}/byteorder" in names:
     order = {"little": "<", "big": ">"}.get(zf.read(f"{root}/byteorder").decode().strip(), "?")
     if order == "?":
