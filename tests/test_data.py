@@ -98,6 +98,7 @@ def test_idx_search_order_env_then_cache(tmp_path, monkeypatch):
   assert not np.array_equal(cache['image'][:5], env['image'])
 
 
+@pytest.mark.smoke
 def test_idx_dataset_batches_and_image_size(tmp_path):
   written = _make_idx_dir(tmp_path / 'mnist', n_train=16)
   ds = data.build_dataset({'name': 'mnist', 'data_dir': str(tmp_path), 'batch_size': 4,
@@ -120,6 +121,7 @@ def test_bad_idx_magic_raises(tmp_path):
 # ----------------------------------------------------------------------------- tfds (mock data)
 
 
+@pytest.mark.smoke
 def test_tfds_mock_mnist_and_cifar10():
   tfds = pytest.importorskip('tensorflow_datasets')
   with tfds.testing.mock_data(num_examples=12):
@@ -156,6 +158,7 @@ def test_tfds_mock_celeba_crop_and_resize():
 # ----------------------------------------------------------------------------- npz and folders
 
 
+@pytest.mark.smoke
 def test_npz_nhw_and_labels(tmp_path):
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (9, 5, 6), dtype=np.uint8)

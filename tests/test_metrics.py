@@ -24,6 +24,7 @@ def _scipy_fid(f1, f2):
                - 2 * np.trace(covmean.real))
 
 
+@pytest.mark.smoke
 def test_fid_matches_scipy_sqrtm():
   rng = np.random.default_rng(0)
   a = rng.normal(size=(300, 12))
@@ -180,6 +181,7 @@ class _PixelExtractor:
         batch_size)
 
 
+@pytest.mark.smoke
 def test_evaluate_sampler_plumbing_and_reference_cache(tmp_path, monkeypatch):
   monkeypatch.setenv("GANZOO_CACHE_DIR", str(tmp_path / "cache"))
   rng = np.random.default_rng(9)

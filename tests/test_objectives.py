@@ -69,6 +69,7 @@ def test_registry_names():
   assert objectives.names() == sorted(HAND)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", sorted(HAND))
 def test_values_at_known_logits(name):
   obj = objectives.get_objective(name)

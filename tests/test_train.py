@@ -318,6 +318,7 @@ def test_image_shape_the_model_cannot_take(tmp_path):
     train.train_and_evaluate(config, str(tmp_path / "run"), mesh=one_device(), progress=False)
 
 
+@pytest.mark.smoke
 def test_cli_prints_one_line_errors(tmp_path):
   """The CLI turns user errors into one line on stderr and exit code 1."""
   data = write_npz(tmp_path / "d.npz")

