@@ -13,7 +13,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 NOTEBOOKS = sorted(p.name for p in EXPERIMENTS.glob("*.ipynb"))
-EXPECTED = {"mixture_of_gaussians.ipynb", "dirac_gan.ipynb", "divergences.ipynb", "spectral_norm.ipynb"}
+EXPECTED = {"mixture_of_gaussians.ipynb", "dirac_gan.ipynb", "divergences.ipynb", "spectral_norm.ipynb", "f_gan.ipynb"}
 
 
 def _runner():
