@@ -1,0 +1,107 @@
+"""Where a run's scalars and sample grids go (process 0 only): metrics.jsonl and TensorBoard.
+
+- metrics.jsonl (the record the project's tools read: `ganzoo.evaluate`, the notebooks, the tests): one
+  JSON object per logged step, in the workdir, local or a URL (`ganzoo.paths`).
+- TensorBoard event files with tensorboardX in WORKDIR/tb (optional: skipped when tensorboardX is
+  missing). A URL workdir: tensorboardX writes gs:// itself when google-cloud-storage is installed
+  and s3:// when boto3 is (its `record_writer` GCS/S3 writers; other schemes it would silently
+  write to a local folder named `gs:` or `az:`). Without them the event files go to a local folder,
+  `<cache>/tb/<scheme>/<bucket>/<path>/tb` (`<cache>` = $GANZOO_CACHE_DIR or ~/.cache/ganzoo), and
+  one line says where: TensorBoard is a view of the same scalars, so a run need not fail or pull
+  cloud SDKs for it, and metrics.jsonl in the bucket stays the record.
+"""
+
+import importlib.util
+import json
+import os
+import time
+
+import numpy as np
+
+from ganzoo import paths
+
+# On a URL workdir metrics.jsonl is rewritten whole (an object cannot be appended to), at most this
+# often and at `close()`: a preempted or crashed run loses at most this many seconds of lines, which
+# the resumed run writes again (a resume drops the lines after its checkpoint and repeats those steps).
+_URL_FLUSH_SECONDS = 30.0
+
+
+def _tensorboardx_writes(url: str) -> bool:
+  """Whether tensorboardX can write event files at `url` itself (tensorboardX/record_writer.py)."""
+  module = {"gs": "google.cloud.storage", "s3": "boto3"}.get(url.split("://", 1)[0])
+  try:
+    return module is not None and importlib.util.find_spec(module) is not None
+  except ModuleNotFoundError:   # a missing parent package (`google`)
+    return False
+
+
+def local_tb_dir(url: str) -> str:
+  """The local folder for the TensorBoard files of a URL workdir that tensorboardX cannot write."""
+  from ganzoo.metrics import weights  # pylint: disable=g-import-not-at-top
+  scheme, rest = url.split("://", 1)
+  return os.path.join(weights.cache_dir(), "tb", scheme, *[p for p in rest.split("/") if p], "tb")
+
+
+class MetricWriter:
+  """metrics.jsonl + TensorBoard. On resume, metrics.jsonl lines after the restored step are dropped first."""
+
+  def __init__(self, workdir: str, start_step: int, enabled: bool = True):
+    self.enabled = enabled
+    self.path = paths.join(workdir, "metrics.jsonl")
+    self._url = paths.is_url(workdir)
+    self._tb = None
+    self._lines: list[str] = []   # a URL workdir: the whole file, rewritten by `_flush`
+    self._dirty, self._flushed = False, time.time()
+    if not enabled:
+      return
+    if paths.exists(self.path):
+      kept = [line if line.endswith("\n") else line + "\n" for line in paths.read_text(self.path).splitlines()
+              if line.strip() and json.loads(line).get("step", 0) <= start_step]
+      paths.write_text(self.path, "".join(kept))
+      self._lines = kept if self._url else []
+    tb_dir = paths.join(workdir, "tb")
+    if self._url and not _tensorboardx_writes(workdir):
+      tb_dir = local_tb_dir(workdir)
+    try:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tb = SummaryWriter(tb_dir, purge_step=start_step + 1)
+      if tb_dir != paths.join(workdir, "tb"):
+        scheme = workdir.split("://", 1)[0]
+        need = {"gs": "with google-cloud-storage installed", "s3": "with boto3 installed"}.get(scheme, "never")
+        print(f"TensorBoard files of {workdir} go to {tb_dir} (tensorboardX writes {scheme}:// {need})", flush=True)
+    except ImportError:  # TensorBoard is optional
+      self._tb = None
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    line = json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}}) + "\n"
+    if self._url:
+      self._lines.append(line)
+      self._dirty = True
+      if time.time() - self._flushed >= _URL_FLUSH_SECONDS:
+        self._flush()
+    else:
+      paths.append_text(self.path, line)
+    if self._tb is not None:
+      for name, value in metrics.items():
+        self._tb.add_scalar(name, float(value), int(step))
+
+  def write_image(self, step: int, name: str, grid: np.ndarray) -> None:
+    if not self.enabled:
+      return
+    if self._tb is not None:
+      self._tb.add_image(name, grid, int(step), dataformats="HWC")
+
+  def _flush(self) -> None:
+    if self._dirty:
+      paths.write_text(self.path, "".join(self._lines))
+      self._dirty = False
+    self._flushed = time.time()
+
+  def close(self) -> None:
+    if self._url and self.enabled:
+      self._flush()
+    if self._tb is not None:
+      self._tb.close()
+
