@@ -20,6 +20,7 @@ Workdir layout:
   config_changes.jsonl  one line per resume that changed the config: {"step", "changed": {field: [old, new]},
                         "removed": [...], "alters_results": [...]}; config.json + these lines = the
                         config the run has now
+  wandb_id.txt          the Weights & Biases run id, when `wandb.project` is set (a resume continues it)
 The workdir is a local folder or a URL such as gs://bucket/run (`ganzoo.paths`; orbax writes the
 checkpoints there itself).
 """
@@ -48,6 +49,7 @@ from ganzoo import parallel
 from ganzoo import paths
 from ganzoo import sampling
 from ganzoo import step as step_lib
+from ganzoo import writers
 from ganzoo.state import TrainState
 from ganzoo.writers import MetricWriter
 
@@ -70,7 +72,7 @@ class Preempted(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Writers (process 0 only): metrics.jsonl and TensorBoard are `ganzoo.writers`.
+# Writers (process 0 only): metrics.jsonl, TensorBoard and Weights & Biases are `ganzoo.writers`.
 
 class Progress:
   """A tqdm bar with steps/s, ETA and the latest losses on a terminal; one plain line per log step
@@ -206,8 +208,10 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
 # batch size, data set, model, losses, penalties, optimizers, step counts that set schedules,
 # grad_accum: micro-batches change BatchNorm statistics) alters the training trajectory, so
 # changing it on resume is refused unless asked for. Patterns ending in '.' name a section.
+# `wandb.*` (the Weights & Biases mirror, ganzoo.writers) is where things are written too.
 _HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path")
+             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path",
+             "wandb.")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -431,6 +435,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   _start_distributed(config)
   workdir = paths.resolve(workdir)   # a URL (gs://bucket/run) stays one; a local path becomes absolute
   lead = jax.process_index() == 0
+  if lead:
+    writers.check_wandb(config)
   paths.makedirs(workdir)
   dataset, method, mesh = setup(config, mesh)
 
@@ -455,7 +461,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
     _record_config(config, workdir, start, change)
   last_ckpt = start if restored is not None else None
 
-  writer = MetricWriter(workdir, start, enabled=lead)
+  writer = MetricWriter(workdir, start, enabled=lead, config=config)
   counts = method.param_counts(state)
   if lead:
     nets = ", ".join(f"{k.split('/', 1)[1]} {v:,}" for k, v in counts.items())
