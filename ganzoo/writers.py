@@ -156,7 +156,12 @@ class WandbWriter:
     id_path = paths.join(workdir, WANDB_ID_FILE)
     run_id = paths.read_text(id_path).strip() if start_step > 0 and paths.exists(id_path) else None
     kwargs = {k: section.get(k) or None for k in ("entity", "name", "group", "mode")}
-    self._run = wandb.init(project=section.project, id=run_id, resume="allow" if run_id else None, **kwargs)
+    try:
+      self._run = wandb.init(project=section.project, id=run_id, resume="allow" if run_id else None, **kwargs)
+    except getattr(getattr(wandb, "errors", None), "Error", RuntimeError) as e:   # no API key, bad entity, ...
+      text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      raise ValueError(f"Weights & Biases did not start ({type(e).__name__}: {text}); log in (`wandb login` or "
+                       "WANDB_API_KEY), pass --config.wandb.mode=offline, or drop --config.wandb.project") from e
     self._run.config.update(config, allow_val_change=True)
     if run_id is None:
       paths.write_text(id_path, self._run.id + "\n")

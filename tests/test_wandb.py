@@ -127,6 +127,16 @@ def test_enabled_without_wandb_installed_is_one_line(tmp_path, monkeypatch):
   assert not os.path.exists(tmp_path / "run"), "nothing is written before the check"
 
 
+def test_a_wandb_that_cannot_start_is_one_line(tmp_path, monkeypatch):
+  def no_key(**kwargs):
+    raise wandb.errors.UsageError("No API key configured. Use `wandb login` to log in.")
+  monkeypatch.setattr(wandb, "init", no_key)
+  section = npz_config("dcgan", tmp_path).wandb
+  section.project = "p"
+  with pytest.raises(ValueError, match=r"did not start \(UsageError: No API key configured.*mode=offline"):
+    writers.WandbWriter(section, str(tmp_path), 0, {})
+
+
 def test_wandb_mode_is_checked(tmp_path):
   config = npz_config("dcgan", tmp_path)
   config.wandb.mode = "ofline"
