@@ -13,13 +13,14 @@ that layout and upgraded (`ganzoo.state.upgrade_gan_state`).
 
 import logging
 import os
-import shutil
 import time
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from ganzoo import parallel
+from ganzoo import paths
 from ganzoo import state as state_lib
 from ganzoo.state import TrainState
 
@@ -35,7 +36,8 @@ class Checkpointer:
   """Thin wrapper around `ocp.CheckpointManager` for one TrainState directory."""
 
   def __init__(self, directory: str, max_to_keep: int = 3):
-    self.directory = os.path.abspath(directory)
+    # orbax reads and writes URLs (gs://...) itself (epath, tensorstore): a URL is passed unchanged.
+    self.directory = paths.resolve(directory)
     # The explicit item handler lets `item_metadata` read a step's tree before anything restores it.
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
@@ -138,14 +140,14 @@ class Checkpointer:
 
   def _move_aside(self, step: int) -> str:
     """Moves a broken step out of the manager's directory (kept for inspection, never overwritten)."""
-    src = os.path.join(self.directory, str(step))
-    dst = os.path.join(self.directory + "_failed", f"{step}_{int(time.time())}")
-    if jax.process_index() == 0 and os.path.isdir(src):
-      os.makedirs(os.path.dirname(dst), exist_ok=True)
-      shutil.move(src, dst)
+    src = epath.Path(self.directory) / str(step)
+    dst = epath.Path(self.directory + "_failed") / f"{step}_{int(time.time())}"
+    if jax.process_index() == 0 and src.is_dir():
+      dst.parent.mkdir(parents=True, exist_ok=True)
+      src.rename(dst)
     parallel.barrier(f"ganzoo_move_aside_{step}")  # the others reload only after the move
     self._manager.reload()
-    return dst
+    return os.fspath(dst)
 
   def close(self) -> None:
     self._manager.close()
@@ -153,8 +155,8 @@ class Checkpointer:
 
 def latest_state(workdir: str, target: TrainState, subdir: str = "checkpoints") -> tuple[TrainState, int] | None:
   """Restores the newest good checkpoint of a run directory, or None."""
-  directory = os.path.join(workdir, subdir)
-  if not os.path.isdir(directory):
+  directory = paths.join(workdir, subdir)
+  if not epath.Path(directory).is_dir():
     return None
   ckpt = Checkpointer(directory)
   try:

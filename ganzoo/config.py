@@ -70,6 +70,15 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.parallel.coordinator_address = ml_collections.FieldReference(None, field_type=str)
   c.parallel.num_processes = ml_collections.FieldReference(None, field_type=int)
   c.parallel.process_id = ml_collections.FieldReference(None, field_type=int)
+
+  # An optional Weights & Biases mirror of metrics.jsonl and the sample grids (ganzoo.writers.WandbWriter;
+  # `pip install 'ganzoo[wandb]'`): off while `project` is empty. Empty fields are left to wandb.
+  c.wandb = ml_collections.ConfigDict()
+  c.wandb.project = ""
+  c.wandb.entity = ""
+  c.wandb.name = ""                 # the run's display name ('' = wandb's)
+  c.wandb.group = ""
+  c.wandb.mode = ""                 # online | offline | disabled | shared; '' = $WANDB_MODE, else online
   return c
 
 
@@ -94,6 +103,9 @@ def data_config() -> ml_collections.ConfigDict:
 # Sections whose keys are fixed here (model.* and loss.* carry family fields; penalties carry
 # each penalty's own arguments, checked by the family).
 _STRICT_SECTIONS = ("data", "train", "eval", "parallel")
+# Fixed-key sections a config may lack: config.json of a run started before the section existed.
+_OPTIONAL_SECTIONS = ("augment", "wandb")
+_WANDB_MODES = ("", "online", "offline", "disabled", "shared")
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -116,8 +128,9 @@ def _validate_keys(config: ml_collections.ConfigDict) -> None:
     if section not in config:
       raise ValueError(f"config has no '{section}' section; start configs from ganzoo.config.get_base_config()")
     _check_keys(config[section], ref[section], section)
-  if "augment" in config:   # optional: configs saved before it existed have none
-    _check_keys(config.augment, ref.augment, "augment")
+  for section in _OPTIONAL_SECTIONS:
+    if section in config:
+      _check_keys(config[section], ref[section], section)
   for key in extra_data:   # more data sources for families with several streams (CycleGAN's B)
     _check_keys(config[key], data_config(), key)
   for name in config.get("nets", {}).keys():
@@ -153,10 +166,9 @@ def validate_values(config: ml_collections.ConfigDict) -> None:
   Values set from the command line were type-checked by ml_collections already; these checks
   catch config files and config.json files, which assign freely."""
   ref = get_base_config()
-  sections = [(s, ref[s]) for s in _STRICT_SECTIONS if s in config]
+  sections = [(s, ref[s]) for s in (*_STRICT_SECTIONS, *_OPTIONAL_SECTIONS) if s in config]
   sections += [(k, data_config()) for k in config.keys() if k.startswith("data_")]
   sections += [(f"nets.{n}", nets_lib.net_config()) for n in config.get("nets", {}).keys()]
-  sections += [("augment", ref.augment)] if "augment" in config else []
   for prefix, ref_section in sections:
     section = config
     for key in prefix.split("."):
@@ -180,6 +192,10 @@ def validate_values(config: ml_collections.ConfigDict) -> None:
   z_dim = _get_path(config, "model.z_dim")   # the model section is the family's; z_dim is read by every latent model
   if z_dim is not None and (isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1):
     raise ValueError(f"config.model.z_dim={z_dim!r} must be an int >= 1 (the latent size): pass --config.model.z_dim=<N >= 1>")
+  mode = _get_path(config, "wandb.mode")
+  if mode is not None and mode not in _WANDB_MODES:
+    raise ValueError(f"config.wandb.mode={mode!r} is not a wandb mode: pass --config.wandb.mode=<"
+                     f"{'|'.join(m for m in _WANDB_MODES if m)}> or leave it empty ($WANDB_MODE, else online)")
   decay = [(n, _get_path(config.nets[n], "ema.decay")) for n in config.get("nets", {}).keys()]
   for name, value in decay:
     if value is not None and value >= 1:

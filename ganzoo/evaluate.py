@@ -185,7 +185,7 @@ def evaluate_workdir(workdir: str, metrics: Sequence[str] | str = ("fid", "kid")
   The reference defaults to the run's own data config at `eval.real_split` (its transforms, data_dir,
   source and path: `protocol.Reference.from_data_config`); `real` ('NAME:SPLIT', PATH.npz, a folder)
   replaces it as given."""
-  import os  # pylint: disable=g-import-not-at-top
+  from ganzoo import paths  # pylint: disable=g-import-not-at-top
   from ganzoo import runs  # pylint: disable=g-import-not-at-top
   config = runs.load_run_config(workdir)
   method = runs.build_method(config)
@@ -200,8 +200,7 @@ def evaluate_workdir(workdir: str, metrics: Sequence[str] | str = ("fid", "kid")
   if write and jax.process_index() == 0:
     values = {f"eval/{k}": float(v) for k, v in result.items()
               if k != "step" and isinstance(v, (int, float)) and v is not None}
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps({"step": int(step), **values}) + "\n")
+    paths.append_text(paths.join(workdir, "metrics.jsonl"), json.dumps({"step": int(step), **values}) + "\n")
   return result
 
 

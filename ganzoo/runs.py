@@ -1,9 +1,9 @@
 """Loading a trained run: its config, its family and its newest checkpoint (used by the sample and
 evaluate CLIs and from notebooks: `method = runs.build_method(runs.load_run_config(dir))`)."""
 
-import json
 import os
 import tempfile
+import uuid
 from typing import Sequence
 
 import jax
@@ -14,6 +14,7 @@ from ganzoo import config as config_lib
 from ganzoo import data as data_lib
 from ganzoo import methods
 from ganzoo import parallel
+from ganzoo import paths
 from ganzoo import train
 from ganzoo.state import TrainState
 
@@ -21,8 +22,8 @@ from ganzoo.state import TrainState
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run has now: `workdir/config.json` (older layouts upgraded) with the changes a
   resume made with --allow_config_change (`config_changes.jsonl`) applied in order."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  path = paths.join(workdir, "config.json")
+  if not paths.exists(path):
     raise ValueError(f"{path} does not exist; pass --config=configs/<name>.py[:variant] for this run")
   return ml_collections.ConfigDict(train.run_config(workdir))
 
@@ -30,10 +31,22 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 def check_workdir(workdir: str) -> None:
   """Creates `workdir` and writes (then removes) a probe file in it; a folder that cannot be
   created or written is a one-line ValueError before anything is built (not an OSError traceback
-  from the first checkpoint or metrics line)."""
+  from the first checkpoint or metrics line). A URL (gs://bucket/run) is probed the same way through
+  epath, so missing credentials, a missing bucket or a missing gcsfs show here."""
   if not workdir:
     raise ValueError("--workdir is empty: pass the folder for checkpoints, metrics and samples")
-  path = os.path.abspath(os.path.expanduser(workdir))
+  path = paths.resolve(workdir)
+  if paths.is_url(path):
+    probe = paths.join(path, f".ganzoo_write_test_{uuid.uuid4().hex}")
+    try:
+      paths.makedirs(path)
+      paths.write_text(probe, "")
+      paths.remove(probe)
+    except Exception as e:  # pylint: disable=broad-except  (each file system has its own errors)
+      text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+      raise ValueError(f"cannot write to --workdir={workdir} ({type(e).__name__}: {text}): check the bucket and "
+                       "its credentials; gs:// without TensorFlow needs gcsfs (pip install 'ganzoo[gcs]')") from e
+    return
   try:
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix=".ganzoo_write_test"):

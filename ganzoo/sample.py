@@ -31,6 +31,7 @@ import numpy as np
 
 from ganzoo import config_flags
 from ganzoo import methods
+from ganzoo import paths
 from ganzoo import sampling
 from ganzoo.runs import build_method, load_run_config, restore_state  # noqa: F401
 from ganzoo.state import TrainState
@@ -93,7 +94,7 @@ def sample(workdir: str, mode: str, out: str | None = None, config: ml_collectio
            image_shape: Sequence[int] | None = None, num_classes: int | None = None, use_ema: bool = True,
            **sheet_kwargs) -> str:
   """Restores the newest checkpoint of `workdir`, writes the `mode` sheet as PNG; returns its path."""
-  workdir = os.path.abspath(workdir)
+  workdir = paths.resolve(workdir)   # a URL (gs://bucket/run) stays one
   config = config if config is not None else load_run_config(workdir)
   method = build_method(config, image_shape, num_classes)
   state, step = restore_state(method, workdir)

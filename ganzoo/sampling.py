@@ -6,7 +6,7 @@ unconditional models) and images NHWC in [-1, 1]; `make_g_fn(G, variables)` buil
 zoo generator. Sheets are uint8 numpy arrays [H', W', C] from `make_grid`.
 """
 
-import os
+import io
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -77,15 +77,18 @@ def make_grid(images: Array | np.ndarray, nrow: int, padding: int = 2,
 
 
 def save_grid(path: str, grid: np.ndarray) -> None:
-  """Writes a uint8 grid [H, W, C] (C = 1 or 3) as a PNG with PIL, creating parent folders."""
+  """Writes a uint8 grid [H, W, C] (C = 1 or 3) as a PNG with PIL, creating parent folders; `path` is
+  local or a URL (gs://...: the PNG bytes are written through etils.epath)."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   grid = np.asarray(grid)
   if grid.dtype != np.uint8 or grid.ndim != 3 or grid.shape[-1] not in (1, 3, 4):
     raise ValueError(f"save_grid expects uint8 [H, W, 1|3|4]; got {grid.dtype} {grid.shape}")
-  parent = os.path.dirname(path)
-  if parent:
-    os.makedirs(parent, exist_ok=True)
-  Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path, format='PNG')
+  buffer = io.BytesIO()
+  Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buffer, format='PNG')
+  out = epath.Path(path)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_bytes(buffer.getvalue())
 
 
 def make_g_fn(generator: nn.Module, variables: dict) -> GFn:

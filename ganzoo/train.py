@@ -14,14 +14,18 @@ Workdir layout:
   checkpoints/<step>/   orbax checkpoints of the whole TrainState (last `train.keep_checkpoints`)
   best/<step>/          the checkpoint with the best eval/fid (when evaluation runs)
   metrics.jsonl         one JSON object per logged step: {"step": ..., "train/d_loss": ..., ...}
-  tb/                   TensorBoard event files
+  tb/                   TensorBoard event files (a URL workdir: see `ganzoo.writers`)
   samples/              PNG grids from fixed inputs (EMA networks when EMA is on)
   config.json           the config of the run as given at its first start (never rewritten)
   config_changes.jsonl  one line per resume that changed the config: {"step", "changed": {field: [old, new]},
                         "removed": [...], "alters_results": [...]}; config.json + these lines = the
                         config the run has now
+  wandb_id.txt          the Weights & Biases run id, when `wandb.project` is set (a resume continues it)
+The workdir is a local folder or a URL such as gs://bucket/run (`ganzoo.paths`; orbax writes the
+checkpoints there itself).
 """
 
+import io
 import json
 import math
 import os
@@ -42,9 +46,12 @@ from ganzoo import data as data_lib
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import parallel
+from ganzoo import paths
 from ganzoo import sampling
 from ganzoo import step as step_lib
+from ganzoo import writers
 from ganzoo.state import TrainState
+from ganzoo.writers import MetricWriter
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -65,45 +72,7 @@ class Preempted(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Writers (process 0 only).
-
-class MetricWriter:
-  """metrics.jsonl + TensorBoard. On resume, lines after the restored step are dropped first."""
-
-  def __init__(self, workdir: str, start_step: int, enabled: bool = True):
-    self.enabled = enabled
-    self.path = os.path.join(workdir, "metrics.jsonl")
-    self._tb = None
-    if not enabled:
-      return
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= start_step]
-      with open(self.path, "w") as f:
-        f.writelines(kept)
-    try:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=start_step + 1)
-    except ImportError:  # TensorBoard is optional
-      self._tb = None
-
-  def write(self, step: int, metrics: dict[str, float]) -> None:
-    if not self.enabled:
-      return
-    with open(self.path, "a") as f:
-      f.write(json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}}) + "\n")
-    if self._tb is not None:
-      for name, value in metrics.items():
-        self._tb.add_scalar(name, float(value), int(step))
-
-  def write_image(self, step: int, name: str, grid: np.ndarray) -> None:
-    if self.enabled and self._tb is not None:
-      self._tb.add_image(name, grid, int(step), dataformats="HWC")
-
-  def close(self) -> None:
-    if self._tb is not None:
-      self._tb.close()
-
+# Writers (process 0 only): metrics.jsonl, TensorBoard and Weights & Biases are `ganzoo.writers`.
 
 class Progress:
   """A tqdm bar with steps/s, ETA and the latest losses on a terminal; one plain line per log step
@@ -159,11 +128,13 @@ def _check_finite(step: int, metrics: dict[str, float], last_ckpt: int | None, w
 
 
 def write_samples(workdir: str, step: int, images: np.ndarray, writer: MetricWriter) -> str:
-  """Writes a PNG grid (images) or an .npy of points (2-D toy data); returns the path."""
-  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+  """Writes a PNG grid (images) or an .npy of points (2-D toy data); returns the path (local or a URL)."""
+  paths.makedirs(os.path.join(workdir, "samples"))
   if images.ndim != 4:
     path = os.path.join(workdir, "samples", f"step_{step:08d}.npy")
-    np.save(path, images)
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    paths.write_bytes(path, buffer.getvalue())
     return path
   grid = sampling.make_grid(images, nrow=int(math.ceil(math.sqrt(images.shape[0]))))
   path = os.path.join(workdir, "samples", f"step_{step:08d}.png")
@@ -237,8 +208,10 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
 # batch size, data set, model, losses, penalties, optimizers, step counts that set schedules,
 # grad_accum: micro-batches change BatchNorm statistics) alters the training trajectory, so
 # changing it on resume is refused unless asked for. Patterns ending in '.' name a section.
+# `wandb.*` (the Weights & Biases mirror, ganzoo.writers) is where things are written too.
 _HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path")
+             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path",
+             "wandb.")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -300,15 +273,13 @@ def run_config(workdir: str) -> dict | None:
   """The run's config now: config.json (its first start; older layouts upgraded) with
   config_changes.jsonl applied in order. Sections stay as written (an empty one stays empty)."""
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not paths.exists(path):
     return None
-  with open(path) as f:
-    nested = config_lib.upgrade_legacy_config(json.load(f))
+  nested = config_lib.upgrade_legacy_config(json.loads(paths.read_text(path)))
   changes = os.path.join(workdir, "config_changes.jsonl")
-  if not os.path.exists(changes):
+  if not paths.exists(changes):
     return nested
-  with open(changes) as f:
-    records = [json.loads(line) for line in f if line.strip()]
+  records = [json.loads(line) for line in paths.read_text(changes).splitlines() if line.strip()]
   for record in records:
     for key, (_, value) in record["changed"].items():
       *parents, leaf = key.split(".")
@@ -349,16 +320,14 @@ def _check_config_change(config, workdir: str, allow: bool) -> dict[str, Any]:
 def _record_config(config, workdir: str, start: int, change: dict[str, Any]) -> None:
   """config.json at a first start; one config_changes.jsonl line for a resume that changed fields."""
   path = os.path.join(workdir, "config.json")
-  if start == 0 or not os.path.exists(path):
+  if start == 0 or not paths.exists(path):
     # A first start (or a restart before any checkpoint): this config is the run's.
-    with open(path, "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    paths.write_text(path, config.to_json_best_effort(indent=2))
     changes = os.path.join(workdir, "config_changes.jsonl")
-    if os.path.exists(changes):
-      os.remove(changes)
+    if paths.exists(changes):
+      paths.remove(changes)
   elif change:
-    with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
-      f.write(json.dumps({"step": int(start), **change}) + "\n")
+    paths.append_text(os.path.join(workdir, "config_changes.jsonl"), json.dumps({"step": int(start), **change}) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,9 +433,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   Returns a summary dict: final step, last logged metrics, wall time, paths.
   """
   _start_distributed(config)
-  workdir = os.path.abspath(workdir)
+  workdir = paths.resolve(workdir)   # a URL (gs://bucket/run) stays one; a local path becomes absolute
   lead = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  if lead:
+    writers.check_wandb(config)
+  paths.makedirs(workdir)
   dataset, method, mesh = setup(config, mesh)
 
   state = _init_state(method, config, mesh)
@@ -490,7 +461,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
     _record_config(config, workdir, start, change)
   last_ckpt = start if restored is not None else None
 
-  writer = MetricWriter(workdir, start, enabled=lead)
+  writer = MetricWriter(workdir, start, enabled=lead, config=config)
   counts = method.param_counts(state)
   if lead:
     nets = ", ".join(f"{k.split('/', 1)[1]} {v:,}" for k, v in counts.items())
@@ -633,9 +604,8 @@ def _make_evaluator(config, method: methods.Method, workdir):
   best_dir = os.path.join(workdir, "best")
   best_json = os.path.join(best_dir, "best.json")
   best = {"fid": math.inf, "step": None}
-  if os.path.exists(best_json):
-    with open(best_json) as f:
-      best = json.load(f)
+  if paths.exists(best_json):
+    best = json.loads(paths.read_text(best_json))
 
   def run(state: TrainState, step: int) -> dict[str, float]:
     try:
@@ -661,8 +631,7 @@ def _make_evaluator(config, method: methods.Method, workdir):
       ckpt.close()
       best.update(fid=fid, step=int(step))
       if jax.process_index() == 0:
-        with open(best_json, "w") as f:
-          json.dump(best, f)
+        paths.write_text(best_json, json.dumps(best))
     return out
 
   return run
