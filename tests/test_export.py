@@ -92,18 +92,17 @@ def test_exported_sn_conditional_generator_gives_the_ema_samples(biggan_run, tmp
   want = np.asarray(sample_lib.make_g_fn(method, state, use_ema=True)(z, labels))
   assert got.dtype == np.float32 and got.shape == (6, 32, 32, 3)
   np.testing.assert_array_equal(got, want)
-  sample = jax.jit(method.sample, static_argnums=2)
-  np.testing.assert_array_equal(got, np.asarray(sample(state, rng, 6, labels)))
   np.testing.assert_array_equal(g.sample(rng, 6, condition=labels), sampling.to_uint8(want))
-  # Without a condition the labels are drawn as method.sample draws them.
-  np.testing.assert_array_equal(g.sample(rng, 6, uint8=False), np.asarray(sample(state, rng, 6)))
+  # Without a condition, z and the labels are those `method.sample` draws from the key.
+  for a, b in zip(g.latents(rng, 6), method.sample_latents(rng, 6)):
+    np.testing.assert_array_equal(a, b)
 
   # What the equality rules out: the trained (non-EMA) params, and the EMA without W / sigma, give
   # images that differ by far more than the 0 allowed above.
   raw = np.asarray(sample_lib.make_g_fn(method, state, use_ema=False)(z, labels))
   assert np.abs(raw - want).max() > 1e-4
   net, spec = state.nets["g"], method.nets["g"]
-  no_sn, _ = nets_lib.forward(spec, net.ema, net.ema_batch_stats, z, labels, train=False)
+  no_sn, _ = jax.jit(lambda p, bs: nets_lib.forward(spec, p, bs, z, labels, train=False))(net.ema, net.ema_batch_stats)
   assert np.abs(np.asarray(no_sn) - want).max() > 1e-4   # BN after each conv cancels most of 1 / sigma
   # The exported SN leaves are W_ema / sigma, most of them unlike the raw EMA leaf (not all: a
   # leaf still near its orthogonal init has sigma = 1 to float32 precision, and W / 1 = W).
@@ -159,14 +158,16 @@ def test_cli_file_form_unconditional_without_ema(dcgan_run, tmp_path):
   assert done.returncode == 0, done.stderr
   assert sorted(os.listdir(tmp_path / "d")) == ["G.json", "G.msgpack"]
   method, state, _ = _restored(dcgan_run)
-  for path in (tmp_path / "d" / "G.msgpack", tmp_path / "d" / "G.json"):
-    g = ganzoo.load_generator(str(path))
-    assert (g.ema, g.num_classes, g.image_shape, g.step) == (False, 0, (28, 28, 1), 2)
-    assert "no EMA" in g.meta["note"]
-    rng = jax.random.PRNGKey(3)
-    want = jax.jit(method.sample, static_argnums=2)(state, rng, 5)
-    np.testing.assert_array_equal(g.sample(rng, 5, uint8=False), np.asarray(want))
-    np.testing.assert_array_equal(g.sample(rng, 5), sampling.to_uint8(want))
+  g = ganzoo.load_generator(str(tmp_path / "d" / "G.msgpack"))
+  assert (g.ema, g.num_classes, g.image_shape, g.step) == (False, 0, (28, 28, 1), 2)
+  assert "no EMA" in g.meta["note"]
+  rng = jax.random.PRNGKey(3)
+  want = sample_lib.make_g_fn(method, state)(*method.sample_latents(rng, 5))
+  np.testing.assert_array_equal(g.sample(rng, 5, uint8=False), np.asarray(want))
+  np.testing.assert_array_equal(g.sample(rng, 5), sampling.to_uint8(want))
+  # The .json names the same export.
+  same = ganzoo.load_generator(str(tmp_path / "d" / "G.json"))
+  assert jax.tree.all(jax.tree.map(np.array_equal, same.variables, g.variables)) and same.meta == g.meta
   with pytest.raises(ValueError, match="unconditional"):
     g.sample(rng, 2, condition=1)
 
