@@ -138,9 +138,9 @@ def test_load_needs_no_workdir_and_no_data(biggan_run, tmp_path):
   os.rename(data, data + ".away")
   script = ("import sys\nimport ganzoo\nassert 'jax' not in sys.modules, 'import ganzoo imported jax'\n"
             f"g = ganzoo.load_generator({str(out)!r})\n"
-            "import jax, numpy as np\n"
-            f"np.save({str(tmp_path / 'f.npy')!r}, g.sample(jax.random.PRNGKey(5), 4, condition=[1, 1, 0, 4], uint8=False))\n"
-            f"np.save({str(tmp_path / 'u.npy')!r}, g.sample(jax.random.PRNGKey(5), 4, condition=[1, 1, 0, 4]))\n"
+            "import jax, numpy as np\nkey, y = jax.random.PRNGKey(5), [1, 1, 0, 4]\n"
+            f"np.save({str(tmp_path / 'f.npy')!r}, g.sample(key, 4, condition=y, uint8=False))\n"
+            f"np.save({str(tmp_path / 'u.npy')!r}, g.sample(key, 4, condition=y))\n"
             "print(g)\n")
   try:
     loaded = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**ENV, "PYTHONPATH": ROOT},
