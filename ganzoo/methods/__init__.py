@@ -40,6 +40,21 @@ class DataSpec(NamedTuple):
   num_classes: int = 0          # 0 = unlabelled (or labels unused)
 
 
+class GeneratorSpec(NamedTuple):
+  """What `ganzoo.export` writes of a family's generator and what rebuilds it without a run.
+
+  The exported network is called as `module.apply(variables, z, y, train=False)` (the models'
+  convention, `ganzoo.models`) with z [N, latent_dim] ~ N(0, I) and int32 labels y [N] (None when
+  num_classes is 0), and returns NHWC images in `value_range`.
+  """
+  net: str                      # the key in `Method.nets` of the generating network
+  config: dict[str, Any]        # JSON-able config sections that `Method.build_generator` needs
+  latent_dim: int
+  num_classes: int
+  image_shape: tuple[int, ...]
+  value_range: tuple[float, float] = (-1.0, 1.0)
+
+
 class StreamSpec(NamedTuple):
   """One data stream a plan reads: `count` global batches of `batch_size` per step from the data
   config section `source` (a top-level config key, 'data' by default)."""
@@ -91,6 +106,17 @@ class Method(abc.ABC):
   def nll(self, state: TrainState, batch: PyTree) -> jax.Array | None:
     """Negative log-likelihood in bits per dimension on a batch, for likelihood models; else None."""
     return None
+
+  # -- export (ganzoo.export) -----------------------------------------------------------------
+  def generator_spec(self) -> GeneratorSpec | None:
+    """The family's latent-variable generator, for `python -m ganzoo.export`; None (the default)
+    when the family has none (an image-to-image or likelihood family exports nothing yet)."""
+    return None
+
+  @classmethod
+  def build_generator(cls, config: dict[str, Any], data: DataSpec) -> Any:
+    """The generator module from `GeneratorSpec.config` alone (no data set, no workdir)."""
+    raise ValueError(f"family {cls.name!r} has no generator to rebuild from an export")
 
   # -- reporting -------------------------------------------------------------------------------
   def param_counts(self, state: TrainState) -> dict[str, int]:

@@ -45,6 +45,7 @@ Decisions (each is what the reference implementations do unless said otherwise):
   statistics and a penalty is refused.
 """
 
+import json
 from typing import Any
 
 import jax
@@ -336,6 +337,17 @@ class GAN(methods.Method):
   def sample_fixed(self, state, inputs, n):
     z, y = inputs
     return self.generate(state, z, y)
+
+  # -- export ----------------------------------------------------------------------------------
+  def generator_spec(self) -> methods.GeneratorSpec:
+    """G, rebuilt from the model section alone (`models.build` needs nothing else)."""
+    model = json.loads(self.config.model.to_json_best_effort())
+    return methods.GeneratorSpec(net="g", config={"model": model}, latent_dim=self.z_dim,
+                                 num_classes=self.num_classes, image_shape=self.image_shape)
+
+  @classmethod
+  def build_generator(cls, config, data):
+    return models.build(ml_collections.ConfigDict(config["model"]), tuple(data.image_shape), data.num_classes)[0]
 
   @classmethod
   def test_config(cls):
