@@ -154,7 +154,7 @@ def test_a_nan_in_one_step_of_an_interval_stops_at_its_end(tmp_path, monkeypatch
   config = _config(tmp_path, log_every=4, checkpoint_every=3)
   config.train.num_steps = 8
   with pytest.raises(train.NonFiniteLossError,
-                     match=r"^step 5: train/b_loss is nan \(its mean over the log interval; stopped at step 6\); "
+                     match=r"^step 5: train/b_loss is nan \(found at step 6, the end of its log interval\); "
                            r"stopped, the last good checkpoint \(step 3\) is kept"):
     _run(config, tmp_path / "run")
   assert len(calls) == 6
