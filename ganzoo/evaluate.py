@@ -11,6 +11,7 @@ hold uint8 NHWC images under the key 'images' (grey images are repeated to 3 cha
 the reference defaults to the run's data set at `eval.real_split`) and appends the `eval/*` values
 to the run's metrics.jsonl at the checkpoint's step.
 `--real` is NAME:SPLIT, an .npz or a folder of images, read by `ganzoo.data` as is.
+JAX's options are flags too (`--jax_platforms=cpu`, `--jax_log_compiles`, ...; `--helpfull` lists them).
 From Python (e.g. in training): `evaluate_sampler(sample_fn, num_samples, real='name:split')`, or
 `real=protocol.Reference.from_data_config(config.data, split)` for a data config's images.
 """
@@ -251,4 +252,5 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
   define_flags()
+  jax.config.config_with_absl()   # --jax_platforms, --jax_debug_nans, ...: JAX's options as flags
   app.run(main)

@@ -2,6 +2,10 @@
 
 Overrides: `--config.train.num_steps=2000 --config.data.name=mnist`. The same workdir resumes.
 
+JAX's own options are flags too (`jax.config.config_with_absl()`): `--jax_platforms=cpu`,
+`--jax_debug_nans`, `--jax_log_compiles`, `--jax_compilation_cache_dir=DIR`, ... (`--helpfull` lists
+them); they are set before anything is built, as the same JAX_* environment variables would be.
+
 A bad input (a typo in an override, a value of the wrong type, a missing config file, data set or
 weights file, a workdir that cannot be written) ends in one line `error: <what>: <what to do>` and
 exit code 1; `--verbose` (or GANZOO_VERBOSE=1) shows the traceback instead.
@@ -12,6 +16,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 
 from ganzoo import compile_cache
 from ganzoo import config as config_lib
@@ -24,7 +29,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "Disable the progress bar.")
 _CACHE = flags.DEFINE_string("compilation_cache", None,
                              "JAX's persistent compilation cache folder (default $GANZOO_COMPILATION_CACHE or "
-                             "~/.cache/ganzoo/jax_cache); 'off' disables it.")
+                             "~/.cache/ganzoo/jax_cache); 'off' disables it. A folder given to JAX itself "
+                             "(--jax_compilation_cache_dir or $JAX_COMPILATION_CACHE_DIR) wins over this flag.")
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Show the traceback of an error instead of one line "
                              f"(also ${config_flags.VERBOSE_ENV}=1).")
 _ALLOW_CHANGE = flags.DEFINE_bool("allow_config_change", False,
@@ -64,4 +70,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  jax.config.config_with_absl()   # --jax_platforms, --jax_debug_nans, ...: JAX's options as flags
   app.run(main, flags_parser=config_flags.parse_flags)

@@ -16,7 +16,8 @@ checkpoint, and writes a PNG with `ganzoo.sampling` from the EMA networks of a l
 Classes default to 0..min(K, 10)-1. The data set only supplies the image shape and the number of
 classes; a standard one (cifar10, celeb_a, ...) that is not on this machine gives its known shape,
 and for any other pass `--image_shape=H,W,C` and `--num_classes=K`. A bad input is one `error:`
-line; `--verbose` (or GANZOO_VERBOSE=1) shows the traceback.
+line; `--verbose` (or GANZOO_VERBOSE=1) shows the traceback. JAX's options are flags too
+(`--jax_platforms=cpu`, `--jax_debug_nans`, ...; `--helpfull` lists them).
 """
 
 import os
@@ -157,4 +158,5 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
+  jax.config.config_with_absl()   # --jax_platforms, --jax_debug_nans, ...: JAX's options as flags
   app.run(main, flags_parser=config_flags.parse_flags)
