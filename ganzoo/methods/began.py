@@ -85,7 +85,8 @@ class BEGAN(methods.Method):
     if not 0.0 <= self.gamma <= 1.0:
       raise ValueError(f"config.loss.gamma={self.gamma} must lie in [0, 1] (the diversity ratio; the paper uses 0.5)")
     if not 0.0 <= self.k_init <= 1.0:
-      raise ValueError(f"config.loss.k_init={self.k_init} must lie in [0, 1] (k_t is clipped there; the paper's k_0 = 0)")
+      raise ValueError(f"config.loss.k_init={self.k_init} must lie in [0, 1] (k_t is clipped there; "
+                       "the paper's k_0 = 0)")
     unknown = set(config.nets.keys()) - {"g", "d"}
     if unknown:
       raise ValueError(f"config.nets has {sorted(unknown)}; the 'began' family trains networks 'g' and 'd'")

@@ -64,7 +64,8 @@ def num_blocks(height: int) -> int:
   b = math.log2(height / BOTTOM) if height >= BOTTOM else -1
   if b != int(b) or b < 0:
     raise ValueError(f"BEGAN's paper network needs square images of side 8 * 2^k (8, 16, 32, 64, 128); got "
-                     f"{height}: set config.data.image_size (e.g. 32 for 28x28 data) or config.model.size='compare_gan'")
+                     f"{height}: set config.data.image_size (e.g. 32 for 28x28 data) or "
+                     "config.model.size='compare_gan'")
   return int(b) + 1
 
 
@@ -144,7 +145,8 @@ def _bn(train: bool, name: str) -> layers.BatchNorm:
 def _bottom(image_shape: tuple[int, int, int]) -> tuple[int, int]:
   h, w, _ = image_shape
   if h % 4 or w % 4:
-    raise ValueError(f"compare_gan's BEGAN network needs H and W divisible by 4; got {h}x{w}: set config.data.image_size")
+    raise ValueError(f"compare_gan's BEGAN network needs H and W divisible by 4; got {h}x{w}: "
+                     "set config.data.image_size")
   return h // 4, w // 4
 
 
