@@ -21,7 +21,7 @@ Variants:
     batch 64, Adam(1e-4, beta1 0.5; TF's beta2 0.999), gamma 0.75, lambda_k 0.001, z_dim 64 (its
     disc_iters = 5 is not offered: one D update per G update, as in the paper);
   cpu: the paper's network at n = 16 instead of 128 (the 128-filter 3x3 convolutions at 32x32
-    cost seconds per step on a 2-core CPU), batch 16 as in the paper, 3,000 steps (about 2 steps/s
+    cost seconds per step on a 2-core CPU), batch 16 as in the paper, 1,500 steps (0.8 to 2 steps/s
     measured on the shared 2-core CPU), FID on 2,000 samples against the test split at the end;
   skip: the paper's skip connections (Sec. 3.5);
   tiny: tests.
@@ -67,10 +67,10 @@ def get_config(arg=None):
   if "cpu" in variants:
     if c.model.size == "paper":      # compare_gan's network is CPU-sized already
       c.model.size = "cpu"
-    c.train.num_steps = 3_000
+    c.train.num_steps = 1_500
     c.train.log_every = 50
-    c.train.sample_every = 1_000
-    c.train.checkpoint_every = 1_000
+    c.train.sample_every = 500
+    c.train.checkpoint_every = 500
     c.eval.every = c.train.num_steps
     c.eval.num_samples = 2_000
     variants.remove("cpu")
