@@ -120,8 +120,17 @@ class _Ctx:
     return x[:, 0, 0, 0]
 
 
+def _three_level_config():
+  """The family's test config with three levels on 32x32 images (8 -> 16 -> 32)."""
+  config = L.get_family_config(levels=3)
+  config.train.num_steps = 2
+  config.data.batch_size = 16
+  config.model.update(dict(z_dim=4, g_hidden=8, d_hidden=8, g_ch=3, d_ch=3))
+  return config, methods.DataSpec((32, 32, 1), 0)
+
+
 def _tiny_method(**model):
-  config, data = L.LAPGAN.test_config()
+  config, data = _three_level_config()
   config.model.update(model)
   return methods.build(config, data), config
 
@@ -216,7 +225,7 @@ def test_sampling_runs_the_coarse_to_fine_chain():
 def test_sequential_schedule_trains_one_level_at_a_time():
   """model.schedule='sequential', 6 steps, 3 levels: steps 0-1 level 2, 2-3 level 1, 4-5 level 0;
   each network counts only its own level's updates (the optimizer schedules use these counts)."""
-  config, data = L.LAPGAN.test_config()
+  config, data = _three_level_config()
   config.model.schedule = "sequential"
   config.train.num_steps = 6
   method = methods.build(config, data)
@@ -229,7 +238,7 @@ def test_sequential_schedule_trains_one_level_at_a_time():
 
 
 def test_bad_shapes_and_sizes_are_one_line_errors():
-  config, _ = L.LAPGAN.test_config()
+  config, _ = _three_level_config()
   with pytest.raises(ValueError, match="set data.image_size"):
     methods.build(config, methods.DataSpec((30, 30, 1)))   # 30 is not divisible by 4
   config.model.levels = 4   # 32 -> 16 -> 8 -> 4: the 8x8 conditional level is too small for D
