@@ -38,8 +38,9 @@ Data: a phase with `stream` reads that stream's batches; the stream delivers n b
 (n = the most repeats among the plan's phases that read it) and a phase with r repeats reads the
 last r of them, so a lazy regularizer (r = 1) sees the batch of the main phase's last update, as
 in stylegan2-ada. A phase whose `stream` is a tuple of names reads all of them in one update
-(CoGAN's D sees both domains' real batches) and gets `data` = {stream: batch}. uint8 arrays are pixels: they travel to the devices as uint8 and are mapped to
-[-1, 1] there (x / 127.5 - 1, through a 256-entry table so the values equal the host's exactly).
+(CoGAN's D sees both domains' real batches) and gets `data` = {stream: batch}. uint8 arrays are
+pixels: they travel to the devices as uint8 and are mapped to [-1, 1] there (x / 127.5 - 1, through
+a 256-entry table so the values equal the host's exactly).
 """
 
 import zlib

@@ -134,11 +134,13 @@ def test_shared_layers_get_the_sum_of_both_domains_gradients():
   g, d = cogan_models.build(cfg, (28, 28, 1))
   with float64_mode():
     z = jax.random.uniform(jax.random.PRNGKey(0), (6, 100), jnp.float64, -1.0, 1.0)
-    gv = jax.tree.map(lambda a: a.astype(jnp.float64), g.init(jax.random.PRNGKey(1), z.astype(jnp.float32), train=False))
+    to64 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float64), tree)
+    gv = to64(g.init(jax.random.PRNGKey(1), z.astype(jnp.float32), train=False))
     t_a, t_b = (jax.random.normal(jax.random.PRNGKey(i), (6, 28, 28, 1), jnp.float64) for i in (2, 3))
 
     def g_loss(module, params, targets):
-      outs, _ = module.apply({"params": params, "batch_stats": gv["batch_stats"]}, z, train=True, mutable=["batch_stats"])
+      variables = {"params": params, "batch_stats": gv["batch_stats"]}
+      outs, _ = module.apply(variables, z, train=True, mutable=["batch_stats"])
       return sum(jnp.mean((o - t) ** 2) for o, t in zip(outs, targets))
 
     p = gv["params"]
@@ -152,8 +154,7 @@ def test_shared_layers_get_the_sum_of_both_domains_gradients():
     assert all(float(jnp.abs(single[dom]["shared"]["fc0"]["kernel"]).max()) > 1e-6 for dom in ("a", "b"))
 
     x_a, x_b = (jax.random.normal(jax.random.PRNGKey(i), (6, 28, 28, 1), jnp.float64) for i in (4, 5))
-    dp = jax.tree.map(lambda a: a.astype(jnp.float64), d.init(jax.random.PRNGKey(6), x_a.astype(jnp.float32), x_b.astype(jnp.float32),
-                                                             train=False)["params"])
+    dp = to64(d.init(jax.random.PRNGKey(6), x_a.astype(jnp.float32), x_b.astype(jnp.float32), train=False)["params"])
 
     def d_loss(module, params, xs):   # train=False: no dropout, so a row's output does not depend on its batch
       return sum(jnp.mean(jax.nn.softplus(-o)) for o in module.apply({"params": params}, *xs, train=False))

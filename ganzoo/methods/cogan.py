@@ -136,7 +136,8 @@ class CoGAN(methods.Method):
     loss_b = self.objective.d_loss(real_b, fake_b)
     loss = 0.25 * (loss_a + loss_b)
     metrics = {"d_loss": loss, "d_loss_a": loss_a, "d_loss_b": loss_b,
-               "d_real_a": real_a.mean(), "d_fake_a": fake_a.mean(), "d_real_b": real_b.mean(), "d_fake_b": fake_b.mean()}
+               "d_real_a": real_a.mean(), "d_fake_a": fake_a.mean(),
+               "d_real_b": real_b.mean(), "d_fake_b": fake_b.mean()}
     return loss + self._decay(ctx, "d"), metrics
 
   def _g_prepare(self, ctx, data, key):
