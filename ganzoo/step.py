@@ -37,8 +37,10 @@ repeats of a phase split that key. A run is a pure function of (config, seed, da
 Data: a phase with `stream` reads that stream's batches; the stream delivers n batches per step
 (n = the most repeats among the plan's phases that read it) and a phase with r repeats reads the
 last r of them, so a lazy regularizer (r = 1) sees the batch of the main phase's last update, as
-in stylegan2-ada. uint8 arrays are pixels: they travel to the devices as uint8 and are mapped to
-[-1, 1] there (x / 127.5 - 1, through a 256-entry table so the values equal the host's exactly).
+in stylegan2-ada. A phase whose `stream` is a tuple of names reads all of them in one update
+(CoGAN's D sees both domains' real batches) and gets `data` = {stream: batch}. uint8 arrays are
+pixels: they travel to the devices as uint8 and are mapped to [-1, 1] there (x / 127.5 - 1, through
+a 256-entry table so the values equal the host's exactly).
 """
 
 import zlib
@@ -72,11 +74,11 @@ class Phase(NamedTuple):
       prepared arrays and keys of this micro-batch.
     prepare: `prepare(ctx, data, key) -> (inputs, keys)`, run per micro-batch outside the
       gradient; `data` is this micro-batch's slice of the update's batch of `stream` (None
-      without a stream), `ctx.batch_size` the micro-batch size.
+      without a stream; {name: batch} when `stream` is a tuple), `ctx.batch_size` the micro-batch size.
     repeats: updates per step (n_critic).
     every: the phase runs at steps where `step % every == 0` (lazy regularization).
     scale: multiplies the loss (lazy regularization: `every`).
-    stream: the data stream this phase reads, or None.
+    stream: the data stream this phase reads, a tuple of streams it reads together, or None.
     key: constant folded into the step key (default: crc32 of `name`).
     after: optional `after(extras, metrics, step) -> extras`, after each update.
     prepare_once: prepare the whole batch once per update and split it into micro-batches (see
@@ -89,7 +91,7 @@ class Phase(NamedTuple):
   repeats: int = 1
   every: int = 1
   scale: float = 1.0
-  stream: str | None = None
+  stream: str | tuple[str, ...] | None = None
   key: int | None = None
   after: Callable[..., dict[str, jax.Array]] | None = None
   prepare_once: bool = False
@@ -110,12 +112,18 @@ def plan_for_step(phases: tuple[Phase, ...], step: int, tag: Any = None) -> Step
   return StepPlan(tuple(p for p in phases if step % p.every == 0), tag)
 
 
+def _stream_names(phase: Phase) -> tuple[str, ...]:
+  if phase.stream is None:
+    return ()
+  return (phase.stream,) if isinstance(phase.stream, str) else tuple(phase.stream)
+
+
 def stream_counts(plan: StepPlan) -> dict[str, int]:
   """{stream: batches per step}: the most repeats among the plan's phases that read the stream."""
   counts: dict[str, int] = {}
   for p in plan.phases:
-    if p.stream is not None:
-      counts[p.stream] = max(counts.get(p.stream, 0), p.repeats)
+    for name in _stream_names(p):
+      counts[name] = max(counts.get(name, 0), p.repeats)
   return counts
 
 
@@ -334,7 +342,8 @@ def make_step(method, plan: StepPlan, mesh: Mesh | None = None, jit: bool = True
       key = jax.random.fold_in(rng, phase.key_constant)
       data = None
       if phase.stream is not None:
-        data = jax.tree.map(lambda a, r=phase.repeats: a[a.shape[0] - r:], batch[phase.stream])
+        read = batch[phase.stream] if isinstance(phase.stream, str) else {n: batch[n] for n in phase.stream}
+        data = jax.tree.map(lambda a, r=phase.repeats: a[a.shape[0] - r:], read)
 
       def body(st, xs, phase=phase):
         d, key = xs

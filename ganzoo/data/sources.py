@@ -339,6 +339,31 @@ def _idx_prefix(split: str) -> str:
   raise ValueError(f"IDX data sets have splits 'train' and 'test', got {split!r}.")
 
 
+def idx_split_slice(split: str, n: int) -> slice:
+  """The examples of an IDX split string's tfds-style slice: 'train' -> all, 'train[:50%]',
+  'train[30000:]', 'test[-10%:]'. Percent bounds round to the closest example as tfds does
+  (``tfds.core.ReadInstruction`` rounding 'closest'); CoGAN's two domains are the two halves."""
+  if '[' not in split:
+    return slice(0, n)
+  body = split[split.index('[') + 1:]
+  if not body.endswith(']') or body.count(':') != 1:
+    raise ValueError(f"cannot read the slice of split {split!r}: write it as tfds does, e.g. 'train[:50%]' "
+                     "or 'train[30000:]'.")
+
+  def bound(text: str, default: int) -> int:
+    text = text.strip()
+    if not text:
+      return default
+    try:
+      value = round(n * float(text[:-1]) / 100) if text.endswith('%') else int(text)
+    except ValueError:
+      raise ValueError(f"split {split!r}: bound {text!r} is not an int or a percentage like 50%.") from None
+    return max(0, min(n, value + n if value < 0 else value))
+
+  lo, hi = body[:-1].split(':')
+  return slice(bound(lo, 0), bound(hi, n))
+
+
 def _idx_files(folder: pathlib.Path, prefix: str) -> tuple[pathlib.Path, pathlib.Path | None] | None:
   for sep in ('-', '.'):
     for ext in ('.gz', ''):
@@ -374,12 +399,16 @@ def find_idx(name: str, split: str, data_dir: str | None = None):
 
 
 def load_idx(images_path, labels_path=None, name='idx', size=None, center_crop=None,
-             max_examples=None, num_classes=None) -> ArraySource:
-  """Reads IDX image (magic 2051, [N, H, W]) and label (magic 2049, [N]) files into memory."""
+             max_examples=None, num_classes=None, split: str = 'train') -> ArraySource:
+  """Reads IDX image (magic 2051, [N, H, W]) and label (magic 2049, [N]) files into memory; keeps
+  the examples of `split`'s slice (``idx_split_slice``), then the first `max_examples`."""
   images = read_idx(images_path)
   if images.dtype != np.uint8 or images.ndim not in (3, 4):
     raise ValueError(f'{images_path}: expected uint8 images [N, H, W], got {images.dtype} {images.shape}.')
   labels = read_idx(labels_path) if labels_path is not None else None
+  part = idx_split_slice(split, len(images))
+  images = images[part]
+  labels = labels[part] if labels is not None else None
   if max_examples is not None:
     images = images[:int(max_examples)]
     labels = labels[:int(max_examples)] if labels is not None else None
@@ -634,7 +663,7 @@ def _open_source(name, split, source, data_dir, path, image_size, center_crop, m
     found = (_idx_files(pathlib.Path(path).expanduser(), _idx_prefix(split))
              if path and source == 'idx' else find_idx(name, split, data_dir))
     if found is not None:
-      return load_idx(found[0], found[1], name=name, **kw)
+      return load_idx(found[0], found[1], name=name, split=split, **kw)
     if source == 'idx':
       raise DatasetNotFoundError(_missing_message(name, '').split(', or prepare the tfds')[0] +
                                  f' (searched: {", ".join(map(str, idx_search_dirs(name, data_dir)))})')

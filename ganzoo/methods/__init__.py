@@ -165,3 +165,4 @@ def build(config: ml_collections.ConfigDict, data: DataSpec) -> Method:
 from ganzoo.methods import gan  # noqa: E402,F401
 from ganzoo.methods import began  # noqa: E402,F401
 from ganzoo.methods import lapgan  # noqa: E402,F401
+from ganzoo.methods import cogan  # noqa: E402,F401
