@@ -1,6 +1,6 @@
 """CoGAN results of a trained run: the paper's pixel agreement and a sheet of pairs.
 
-  python experiments/cogan_results.py --workdir=/work/runs/cogan \
+  python experiments/cogan_results.py --workdir=workdirs/cogan_fm \
       --out=experiments/results/cogan_fashion_mnist --command="python -m ganzoo.main ..."
 
 Writes <out>.json (the agreement of edge(G1(z)) and G2(z) over --num_pairs z, Liu & Tuzel 2016,

@@ -1,6 +1,6 @@
 """A sheet of LAPGAN's coarse-to-fine chain from a run's newest checkpoint.
 
-  python experiments/lapgan_levels.py --workdir=/work/runs/lapgan --out=levels.png [--n=16]
+  python experiments/lapgan_levels.py --workdir=workdirs/lapgan_fm --out=levels.png [--n=16]
 
 Row 1: I~_2 (8x8, shown with nearest-neighbour pixels at 32x32), row 2: I~_1 (16x16), row 3: the
 final samples I~_0 (32x32), each column one chain I~_k = u(I~_{k+1}) + G_k(z_k, u(I~_{k+1}))
