@@ -63,3 +63,14 @@ def instance_noise(config: ml_collections.ConfigDict) -> InstanceNoise | None:
     raise ValueError(f"config.augment.instance_noise needs std >= 0 and anneal_steps >= 1 (None = train.num_steps); "
                      f"got std={std}, anneal_steps={anneal}")
   return InstanceNoise(std, anneal)
+
+
+def perturb(noise: InstanceNoise | None, x: jax.Array, key: jax.Array, step: jax.Array, tag: int,
+            shard=lambda a: a) -> jax.Array:
+  """x + sigma_t * N(0, I) drawn from fold_in(key, tag), sharded like a batch (`ctx.shard`); x itself
+  when instance noise is off. Families call it on every image their D sees: tags REAL_NOISE_KEY and
+  FAKE_NOISE_KEY (plus an offset per extra input of a multi-input D), so the noise keys never collide
+  with the keys a phase already splits."""
+  if noise is None:
+    return x
+  return x + shard(noise.noise(jax.random.fold_in(key, tag), step, x.shape))

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import step as step_lib
@@ -81,6 +82,7 @@ class BEGAN(methods.Method):
       raise ValueError(f"the 'began' family has its own objective: set config.loss.name='began' (got {loss.name!r})")
     self.gamma = float(loss.get("gamma", 0.5))
     self.lambda_k = float(loss.get("lambda_k", 0.001))
+    self.instance_noise = augment.instance_noise(config)   # on every image D sees (ganzoo.augment)
     self.k_init = float(loss.get("k_init", 0.0))
     if not 0.0 <= self.gamma <= 1.0:
       raise ValueError(f"config.loss.gamma={self.gamma} must lie in [0, 1] (the diversity ratio; the paper uses 0.5)")
@@ -124,7 +126,8 @@ class BEGAN(methods.Method):
     real = data["image"]
     z = ctx.shard(self.sample_latents(key, real.shape[0]))
     fake = jax.lax.stop_gradient(ctx.apply("g", z, None, train=True))
-    return {"real": real, "fake": fake}, {}
+    noisy = lambda x, tag: augment.perturb(self.instance_noise, x, key, ctx.step, tag, ctx.shard)
+    return {"real": noisy(real, augment.REAL_NOISE_KEY), "fake": noisy(fake, augment.FAKE_NOISE_KEY)}, {}
 
   def _d_loss(self, ctx: step_lib.Context, inp):
     l_real = reconstruction_loss(inp["real"], ctx.apply("d", inp["real"]))
@@ -139,10 +142,16 @@ class BEGAN(methods.Method):
 
   def _g_prepare(self, ctx, data, key):
     del data
-    return {"z": ctx.shard(self.sample_latents(key, ctx.batch_size))}, {}
+    inputs = {"z": ctx.shard(self.sample_latents(key, ctx.batch_size))}
+    if self.instance_noise:   # G's fakes reach D with noise too
+      zeros = jnp.zeros((ctx.batch_size, *self.image_shape), jnp.float32)
+      inputs["noise"] = augment.perturb(self.instance_noise, zeros, key, ctx.step, augment.FAKE_NOISE_KEY, ctx.shard)
+    return inputs, {}
 
   def _g_loss(self, ctx, inp):
     fake = ctx.apply("g", inp["z"], None)
+    if "noise" in inp:
+      fake = fake + inp["noise"]
     l_gen = reconstruction_loss(fake, ctx.apply("d", fake))
     l_real = ctx.extras["l_real"]
     m_global = convergence_measure(l_real, jax.lax.stop_gradient(l_gen), self.gamma)

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import objectives
@@ -81,6 +82,7 @@ class CoGAN(methods.Method):
       raise ValueError(f"config.model.b_source={self.b_source!r} names no config section: add config.{self.b_source} "
                        "(a data section, see configs/cogan.py) or set config.model.b_source='data'")
     self.b_transform = str(m.get("b_transform", "edge"))
+    self.instance_noise = augment.instance_noise(config)   # on every image D sees (ganzoo.augment)
     if self.b_transform not in B_TRANSFORMS:
       raise ValueError(f"config.model.b_transform={self.b_transform!r}; choose from {B_TRANSFORMS}")
     unknown = set(config.nets.keys()) - {"g", "d"}
@@ -126,6 +128,9 @@ class CoGAN(methods.Method):
     real_b = self.domain_b_images(data["b"]["image"])
     z = ctx.shard(self.sample_latents(rng_z, real_a.shape[0]))
     fake_a, fake_b = jax.lax.stop_gradient(ctx.apply("g", z, train=True))
+    noisy = lambda x, tag: augment.perturb(self.instance_noise, x, key, ctx.step, tag, ctx.shard)
+    real_a, fake_a = noisy(real_a, augment.REAL_NOISE_KEY), noisy(fake_a, augment.FAKE_NOISE_KEY)
+    real_b, fake_b = noisy(real_b, augment.REAL_NOISE_KEY + 2), noisy(fake_b, augment.FAKE_NOISE_KEY + 2)
     return ({"real_a": real_a, "real_b": real_b, "fake_a": fake_a, "fake_b": fake_b},
             {"drop_real": rng_real, "drop_fake": rng_fake})
 
@@ -143,10 +148,17 @@ class CoGAN(methods.Method):
   def _g_prepare(self, ctx, data, key):
     del data
     rng_z, rng_drop = jax.random.split(key)
-    return {"z": self.sample_latents(rng_z, ctx.batch_size)}, {"drop_d": rng_drop}
+    inputs = {"z": self.sample_latents(rng_z, ctx.batch_size)}
+    if self.instance_noise:   # G's fakes reach D with noise too
+      zeros = jnp.zeros((ctx.batch_size, *self.image_shape), jnp.float32)
+      inputs["noise"] = tuple(augment.perturb(self.instance_noise, zeros, key, ctx.step, augment.FAKE_NOISE_KEY + i,
+                                              ctx.shard) for i in (0, 2))
+    return inputs, {"drop_d": rng_drop}
 
   def _g_loss(self, ctx, inp):
     fake_a, fake_b = ctx.apply("g", inp["z"])
+    if "noise" in inp:
+      fake_a, fake_b = fake_a + inp["noise"][0], fake_b + inp["noise"][1]
     logits_a, logits_b = ctx.apply("d", fake_a, fake_b, rng=inp["drop_d"])
     loss_a, loss_b = self.objective.g_loss(logits_a, None), self.objective.g_loss(logits_b, None)
     loss = 0.25 * (loss_a + loss_b)

@@ -43,6 +43,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import objectives
@@ -176,6 +177,9 @@ class LAPGAN(methods.Method):
       raise ValueError(f"model.schedule must be 'joint' or 'sequential'; got {self.schedule!r}")
     loss_cfg = config.loss.to_dict()
     self.objective = objectives.get_objective(loss_cfg.pop("name"), **loss_cfg)
+    # Instance noise (ganzoo.augment) on the image each level's D judges (the real or generated band-pass
+    # residual, or the coarsest image), not on the low-pass conditioning, which is real for both.
+    self.instance_noise = augment.instance_noise(config)
     coarse = self.levels - 1
     self.modules = {}
     for k in range(self.levels):
@@ -291,7 +295,9 @@ class LAPGAN(methods.Method):
     fake_low = None if low is None else low[half:]
     z = ctx.shard(self.noise(k, rng_z, high.shape[0] - half))
     fake = jax.lax.stop_gradient(self._generate_level(ctx, k, z, fake_low, rng_g))
-    inputs = {"real": high[:half], "real_low": None if low is None else low[:half], "fake": fake, "fake_low": fake_low}
+    noisy = lambda x, tag: augment.perturb(self.instance_noise, x, key, ctx.step, tag, ctx.shard)
+    inputs = {"real": noisy(high[:half], augment.REAL_NOISE_KEY), "real_low": None if low is None else low[:half],
+              "fake": noisy(fake, augment.FAKE_NOISE_KEY), "fake_low": fake_low}
     return inputs, {"drop_real": rng_real, "drop_fake": rng_fake}
 
   def _d_loss(self, k, ctx, inp):
@@ -302,13 +308,19 @@ class LAPGAN(methods.Method):
     return loss, {f"d{k}_loss": loss, f"d{k}_real": real.mean(), f"d{k}_fake": fake.mean()}
 
   def _g_prepare(self, k, ctx, data, key):
-    _, low = self._level_data(k, data["image"])
+    high, low = self._level_data(k, data["image"])
     rng_z, rng_g, rng_d = jax.random.split(key, 3)
     n = data["image"].shape[0]
-    return {"z": ctx.shard(self.noise(k, rng_z, n)), "low": low}, {"drop_g": rng_g, "drop_d": rng_d}
+    inputs = {"z": ctx.shard(self.noise(k, rng_z, n)), "low": low}
+    if self.instance_noise:   # G's residuals reach D with noise too
+      inputs["inst_noise"] = augment.perturb(self.instance_noise, jnp.zeros(high.shape, jnp.float32), key, ctx.step,
+                                             augment.FAKE_NOISE_KEY, ctx.shard)
+    return inputs, {"drop_g": rng_g, "drop_d": rng_d}
 
   def _g_loss(self, k, ctx, inp):
     fake = self._generate_level(ctx, k, inp["z"], inp["low"], inp["drop_g"])
+    if "inst_noise" in inp:
+      fake = fake + inp["inst_noise"]
     logits = self._discriminate(ctx, k, fake, inp["low"], inp["drop_d"])
     loss = self.objective.g_loss(logits, None)
     return loss, {f"g{k}_loss": loss}
