@@ -137,3 +137,4 @@ def build(config: ml_collections.ConfigDict, data: DataSpec) -> Method:
 
 # Families register themselves on import (one line each).
 from ganzoo.methods import gan  # noqa: E402,F401
+from ganzoo.methods import infogan  # noqa: E402,F401
