@@ -212,3 +212,17 @@ def test_predict_category_is_q_argmax_in_inference_mode():
   np.testing.assert_array_equal(pred, logits.argmax(-1))
   # Inference mode: each image's prediction does not depend on the rest of the batch.
   np.testing.assert_array_equal(np.asarray(method.predict_category(state, x[:2])), pred[:2])
+
+
+def test_config_is_the_official_mnist_setting():
+  """launchers/run_mnist_exp.py + infogan_trainer.py: batch 128, G lr 1e-3, D (with Q) lr 2e-4,
+  Adam beta1 0.5, info_reg_coeff 1 on both code types, 62 + Cat(10) + 2 x U(-1, 1), fixed std."""
+  from tests.test_steps import load_config  # pylint: disable=g-import-not-at-top
+  c = load_config("infogan", "")
+  assert c.method == "infogan" and c.data.batch_size == 128 and c.data.name == "fashion_mnist"
+  assert (c.model.z_dim, c.model.num_categories, c.model.num_continuous) == (62, 10, 2)
+  assert c.model.z_prior == "uniform" and c.model.learn_std is False and c.model.leak == 0.01
+  assert (c.loss.name, c.loss.info_weight, c.loss.info_cont_weight) == ("non_saturating", 1.0, 1.0)
+  assert {n: c.nets[n].optim.lr for n in "gdq"} == {"g": 1e-3, "d": 2e-4, "q": 2e-4}
+  assert all(c.nets[n].optim.name == "adam" and c.nets[n].optim.b1 == 0.5 for n in "gdq")
+  assert load_config("infogan", "mnist").data.name == "mnist"
