@@ -6,7 +6,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -15,7 +14,6 @@ from ganzoo import methods
 from ganzoo import step as step_lib
 from ganzoo.methods import infogan
 from ganzoo.metrics import clustering
-from ganzoo.state import param_count
 from tests.test_steps import FLOAT64_TOL, as_float64, float64_mode
 
 # float32 rounding of a few O(1) operations: a relative error well under 1e-6.

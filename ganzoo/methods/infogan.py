@@ -210,7 +210,8 @@ class InfoGAN(methods.Method):
       codes["cat"] = jnp.asarray(condition, jnp.int32)
     return self.generate_codes(state, codes)
 
-  def code_sheet_inputs(self, seed: int, code: int = 0, cols: int = 10, rows: int | None = None) -> dict[str, jax.Array]:
+  def code_sheet_inputs(self, seed: int, code: int = 0, cols: int = 10,
+                        rows: int | None = None) -> dict[str, jax.Array]:
     """Codes of a sheet of `rows` x `cols` images (row-major): row r has c_cat = r mod K, column j
     sets continuous code `code` to -1 + 2 j / (cols - 1) (the reference's visualize_all_factors
     grid of values), the other continuous codes to 0, and every image the same z."""
