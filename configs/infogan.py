@@ -14,7 +14,7 @@ Variants: fashion_mnist (default), mnist, tiny, cpu.
 
 `cpu` keeps the published networks and update rule and sets the length of the Fashion-MNIST run
 on this shared 2-core CPU (0.15-0.4 steps/s there, ~3 s per step: the two 6,272 x 1,024 FC
-layers dominate): 800 steps (~1.6 epochs), a grid and a checkpoint every 100 steps, no
+layers dominate): 800 steps (1.7 epochs), a grid and a checkpoint every 100 steps, no
 in-training FID (the Inception features ran at ~1 image/s on that machine). Cluster accuracy,
 both code sheets and FID come from experiments/infogan_fashion_mnist.py on the checkpoint.
 """
