@@ -13,10 +13,11 @@ one G update per step; the launcher's 50 epochs of 100 updates = 5,000 steps. Th
 Variants: fashion_mnist (default), mnist, tiny, cpu.
 
 `cpu` keeps the published networks and update rule and sets the length of the Fashion-MNIST run
-on this shared 2-core CPU (0.15-0.4 steps/s there, ~3 s per step: the two 6,272 x 1,024 FC
-layers dominate): 800 steps (1.7 epochs), a grid and a checkpoint every 100 steps, no
-in-training FID (the Inception features ran at ~1 image/s on that machine). Cluster accuracy,
-both code sheets and FID come from experiments/infogan_fashion_mnist.py on the checkpoint.
+on this shared 2-core CPU (0.13-0.64 steps/s there, median 0.42, beside 4 other runs; the two
+6,272 x 1,024 FC layers dominate): 800 steps (1.7 epochs), a grid and a checkpoint every 100
+steps, no in-training FID (the Inception features ran at 1-2.6 images/s on that machine).
+Cluster accuracy, both code sheets and FID come from experiments/infogan_fashion_mnist.py on the
+checkpoint.
 """
 
 from ganzoo.config import apply_variants, get_base_config
