@@ -48,6 +48,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import objectives
@@ -102,6 +103,8 @@ class InfoGAN(methods.Method):
     self.info_weight = float(loss_cfg.get("info_weight", 1.0))
     self.info_cont_weight = float(loss_cfg.get("info_cont_weight", 1.0))
     self.objective = objectives.get_objective(loss_cfg.name)
+    # Instance noise (ganzoo.augment) on every image D sees; Q reads D's features of the noisy fakes.
+    self.instance_noise = augment.instance_noise(config)
     unknown = set(config.nets.keys()) - {"g", "d", "q"}
     if unknown:
       raise ValueError(f"config.nets has {sorted(unknown)}; the 'infogan' family trains networks 'g', 'd' and 'q'")
@@ -162,7 +165,9 @@ class InfoGAN(methods.Method):
     codes = self.sample_codes(key, data["image"].shape[0])
     codes = {k: ctx.shard(v) for k, v in codes.items()}
     fake = jax.lax.stop_gradient(ctx.apply("g", self.latent(codes), train=True))
-    return {"real": data["image"], "fake": fake, **codes}, {}
+    noisy = lambda x, tag: augment.perturb(self.instance_noise, x, key, ctx.step, tag, ctx.shard)
+    return {"real": noisy(data["image"], augment.REAL_NOISE_KEY), "fake": noisy(fake, augment.FAKE_NOISE_KEY),
+            **codes}, {}
 
   def _d_loss(self, ctx: step_lib.Context, inp):
     real = ctx.apply("d", inp["real"])
@@ -175,10 +180,16 @@ class InfoGAN(methods.Method):
 
   def _g_prepare(self, ctx: step_lib.Context, data, key):
     del data
-    return self.sample_codes(key, ctx.batch_size), {}
+    inputs = self.sample_codes(key, ctx.batch_size)
+    if self.instance_noise:   # G's fakes reach D with noise too
+      zeros = jnp.zeros((ctx.batch_size, *self.image_shape), jnp.float32)
+      inputs["noise"] = augment.perturb(self.instance_noise, zeros, key, ctx.step, augment.FAKE_NOISE_KEY, ctx.shard)
+    return inputs, {}
 
   def _g_loss(self, ctx: step_lib.Context, inp):
     fake = ctx.apply("g", self.latent(inp))
+    if "noise" in inp:
+      fake = fake + inp["noise"]
     out = ctx.apply("d", fake)
     adv = self.objective.g_loss(out["logits"], None)
     metrics = {"g_loss": adv}
