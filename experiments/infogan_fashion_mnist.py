@@ -1,8 +1,8 @@
 """Results of an InfoGAN run (configs/infogan.py): the categorical code as a clusterer, both code
 sheets and (optionally) FID, into experiments/results/infogan_fashion_mnist.{json,png}.
 
-  python -m ganzoo.main --config=configs/infogan.py:fashion_mnist,cpu --workdir=/work/runs/infogan
-  python experiments/infogan_fashion_mnist.py --workdir=/work/runs/infogan --log=/work/runs/infogan.log \
+  python -m ganzoo.main --config=configs/infogan.py:fashion_mnist,cpu --workdir=workdirs/infogan_fm
+  python experiments/infogan_fashion_mnist.py --workdir=workdirs/infogan_fm --log=workdirs/infogan_fm.log \
       --fid_samples=2000
 
 - Cluster accuracy: argmax_k Q(c_cat = k | x) on every test image (D and Q in inference mode),
