@@ -196,7 +196,9 @@ class BEGAN(methods.Method):
     c.model.name = "began"
     c.model.z_dim = 8
     c.model.h_dim = 8
-    c.loss = ml_collections.ConfigDict(dict(name="began", gamma=0.5, lambda_k=0.001, k_init=0.0))
+    # k_0 = 0.3 and lambda_k 0.05 so that k moves visibly within the parametrized tests' few steps: their
+    # resumed == unbroken comparison of the whole state then checks the restored k.
+    c.loss = ml_collections.ConfigDict(dict(name="began", gamma=0.5, lambda_k=0.05, k_init=0.3))
     for net in ("g", "d"):   # lr 1e-3: two steps move the params by more than the test's 1e-4
       c.nets[net].optim.update(dict(name="adam", lr=1e-3, b1=0.5, b2=0.999))
     return c, methods.DataSpec((16, 16, 1), 10)
