@@ -55,6 +55,20 @@ class GeneratorSpec(NamedTuple):
   value_range: tuple[float, float] = (-1.0, 1.0)
 
 
+class TranslationSpec(NamedTuple):
+  """What `python -m ganzoo.translate` needs of an image-to-image family (pix2pix, CycleGAN, StarGAN).
+
+  `Method.translate(state, x, target, rng)` maps x [N, *image_shape] in [-1, 1] (the size the
+  translator was trained at; the CLI resizes/crops users' images to it) to images of the same
+  shape in [-1, 1]. `targets` are the names `--target` accepts (CycleGAN: the output domain 'A' or
+  'B'; StarGAN: its domains or attributes); empty for a family with one mapping (pix2pix), and
+  `default_target` is what None means.
+  """
+  image_shape: tuple[int, ...]
+  targets: tuple[str, ...] = ()
+  default_target: str | None = None
+
+
 class StreamSpec(NamedTuple):
   """One data stream a plan reads: `count` global batches of `batch_size` per step from the data
   config section `source` (a top-level config key, 'data' by default)."""
@@ -106,6 +120,17 @@ class Method(abc.ABC):
   def nll(self, state: TrainState, batch: PyTree) -> jax.Array | None:
     """Negative log-likelihood in bits per dimension on a batch, for likelihood models; else None."""
     return None
+
+  # -- image-to-image translation (ganzoo.translate) ------------------------------------------
+  def translation_spec(self) -> TranslationSpec | None:
+    """The family's image-to-image mapping; None (the default) for families that generate from noise."""
+    return None
+
+  def translate(self, state: TrainState, x: jax.Array, target: str | None = None,
+                rng: jax.Array | None = None) -> jax.Array:
+    """x [N, *translation_spec().image_shape] in [-1, 1] -> translated images of that shape in [-1, 1],
+    in inference mode (`rng` for what stays random at test time, e.g. pix2pix's dropout)."""
+    raise ValueError(f"family {self.name!r} does not translate images; train pix2pix, cyclegan or stargan")
 
   # -- export (ganzoo.export) -----------------------------------------------------------------
   def generator_spec(self) -> GeneratorSpec | None:
