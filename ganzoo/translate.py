@@ -118,20 +118,27 @@ def prepare_image(image, shape: Sequence[int], resize: str = "fit") -> np.ndarra
   return x[..., None] if x.ndim == 2 else x
 
 
+def _unreadable(path: str, exc: BaseException) -> ValueError:
+  text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+  return ValueError(f"cannot read the image {path} ({text}): pass PNG or JPEG files, or remove it")
+
+
 def load_image(path: str, shape: Sequence[int], resize: str = "fit") -> np.ndarray:
   """Reads `path` (any size, any PIL mode) and prepares it for a model of `shape`; an unreadable file
   is a one-line ValueError."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
-    with Image.open(path) as image:
-      image.load()
-      if resize == "none" and image.size != (int(shape[1]), int(shape[0])):
-        raise ValueError(f"{path} is {image.size[0]}x{image.size[1]} (WxH); the model takes {shape[1]}x{shape[0]}: "
-                         "pass --resize=fit or --resize=crop, or images of that size")
-      return prepare_image(image, shape, resize)
-  except OSError as e:   # PIL.UnidentifiedImageError is an OSError; so is a truncated file
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    raise ValueError(f"cannot read the image {path} ({text}): pass PNG or JPEG files, or remove it") from None
+    image = Image.open(path)
+    image.load()
+  except Exception as e:  # pylint: disable=broad-except
+    # PIL raises UnidentifiedImageError (not an image), OSError (truncated) or even SyntaxError (a
+    # broken PNG chunk): a bad file, not a bug (as ganzoo.data.sources.FolderSource reads them).
+    raise _unreadable(path, e) from None
+  with image:
+    if resize == "none" and image.size != (int(shape[1]), int(shape[0])):
+      raise ValueError(f"{path} is {image.size[0]}x{image.size[1]} (WxH); the model takes {shape[1]}x{shape[0]}: "
+                       "pass --resize=fit or --resize=crop, or images of that size")
+    return prepare_image(image, shape, resize)
 
 
 def check_images(files: Sequence[str], shape: Sequence[int], resize: str) -> None:
@@ -143,9 +150,8 @@ def check_images(files: Sequence[str], shape: Sequence[int], resize: str) -> Non
     try:
       with Image.open(path) as image:
         size = image.size
-    except OSError as e:
-      text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-      raise ValueError(f"cannot read the image {path} ({text}): pass PNG or JPEG files, or remove it") from None
+    except Exception as e:  # pylint: disable=broad-except  (see load_image)
+      raise _unreadable(path, e) from None
     if resize == "none" and size != (int(shape[1]), int(shape[0])):
       raise ValueError(f"{path} is {size[0]}x{size[1]} (WxH); the model takes {shape[1]}x{shape[0]}: "
                        "pass --resize=fit or --resize=crop, or images of that size")

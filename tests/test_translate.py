@@ -178,6 +178,9 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
   (tmp_path / "empty").mkdir()
   (tmp_path / "broken").mkdir()
   (tmp_path / "broken" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+  (tmp_path / "truncated").mkdir()
+  png = (tmp_path / "in" / "a.png").read_bytes()
+  (tmp_path / "truncated" / "t.png").write_bytes(png[:len(png) // 2])    # a good header, half the pixels
   other = tmp_path / "other_run"
   other.mkdir()
   config = json.loads((run_dir / "config.json").read_text())
@@ -197,6 +200,9 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
       "wrong_size": ([*good, "--resize=none"], r"b\.jpg is 40x24 \(WxH\); the model takes 16x16: pass --resize=fit"),
       "overwrite": ([run, f"--input={files[0]}", f"--output={tmp_path / 'in'}"], r"would overwrite the input .*a\.png"),
       "stray": ([*good, "stray"], r"unexpected arguments \['stray'\]"),
+      # Found when its batch is read, after the checkpoint is restored (into another --output).
+      "truncated": ([run, f"--input={tmp_path / 'truncated'}", f"--output={tmp_path / 'out2'}"],
+                    r"cannot read the image .*t\.png \(image file is truncated\)"),
   }
   for name, (argv, fix) in cases.items():
     code, out, err = _main(argv, capsys)
