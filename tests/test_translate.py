@@ -25,7 +25,6 @@ from tests.test_steps import ROOT
 from tests.test_train import one_device, write_npz
 
 SHAPE = (16, 16, 3)
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +214,15 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
 def test_subprocess_cli(run_dir, tmp_path):
   """The real program (`python -m ganzoo.translate`: its absl flags, JAX's flags), with the test family
   registered first, on one image file (the errors are the in-process cases above: one process start
-  costs seconds)."""
+  costs seconds). JAX_PLATFORMS=tpu in the environment (no TPU here) is overridden by
+  --jax_platforms=cpu, so JAX's flags reach jax.config before main (as tests/test_jax_flags.py
+  checks for the other programs)."""
   files = _inputs(tmp_path / "in")
   script = ("import runpy, sys; import tests.translate_family; sys.argv[0] = 'ganzoo.translate'; "
             "runpy.run_module('ganzoo.translate', run_name='__main__', alter_sys=True)")
   base = [sys.executable, "-c", script, f"--workdir={run_dir}", f"--output={tmp_path / 'out'}", "--jax_platforms=cpu"]
-  done = subprocess.run(base + [f"--input={files[3]}"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+  env = {**{k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_FLAGS"))}, "JAX_PLATFORMS": "tpu"}
+  done = subprocess.run(base + [f"--input={files[3]}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr
   assert done.stdout.strip().splitlines()[-1] == str(tmp_path / "out" / "sheet.png")
   np.testing.assert_array_equal(_read(tmp_path / "out" / "d.png"), _expected(run_dir, _fit(files[3])[None], "B", 1)[0])
