@@ -21,8 +21,9 @@ dropped. Pixels map to [-1, 1] as x / 127.5 - 1 (ToTensor + Normalize(0.5, 0.5))
 round((y + 1) * 127.5), as everywhere in ganzoo. `--resize` says how an image of another size
 reaches the model's H x W:
   fit   (default) bicubic resize to exactly H x W, not keeping the aspect ratio: the reference's
-        test-time transform (test.py sets load_size = crop_size, so `--preprocess resize_and_crop`
-        is transforms.Resize([load_size, load_size], BICUBIC) and a crop of the whole image).
+        test-time transform (options/test_options.py sets load_size = crop_size, so the default
+        `--preprocess resize_and_crop` of data/base_dataset.py get_transform is
+        transforms.Resize([load_size, load_size], BICUBIC), then a crop of the whole image).
         The same as `crop` for square images, the layout of facades and horse2zebra.
   crop  keep the aspect ratio: bicubic resize so the image covers H x W (the short side to the
         model's size), then the centre H x W crop (torchvision's CenterCrop rounding).
@@ -254,11 +255,17 @@ def translate(workdir: str, input_path: str, output: str, target: str | None = N
   target = check_target(spec, target, method.name)
   files = list_images(input_path)
   output = os.path.abspath(os.path.expanduser(output))
-  outs = [os.path.join(output, n) for n in output_names(files)]
+  names = output_names(files)
+  if SHEET in names:
+    raise ValueError(f"an input named {os.path.splitext(SHEET)[0]}.* would give {SHEET}, the name of the sheet: "
+                     "rename it")
+  outs = [os.path.join(output, n) for n in names]
   clash = [f for f, o in zip(files, outs) if os.path.abspath(f) == o]
   if clash:
     raise ValueError(f"--output={output} would overwrite the input {clash[0]}: pass another --output folder")
   shape = tuple(int(s) for s in spec.image_shape)
+  if len(shape) != 3:
+    raise ValueError(f"the family's translation_spec().image_shape is {shape}; a translator takes (H, W, C) images")
   check_images(files, shape, resize)
   state, step = runs.restore_state(method, workdir)
   os.makedirs(output, exist_ok=True)

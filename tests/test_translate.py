@@ -177,6 +177,8 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
   (tmp_path / "empty").mkdir()
   (tmp_path / "broken").mkdir()
   (tmp_path / "broken" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+  (tmp_path / "named").mkdir()
+  (tmp_path / "named" / "sheet.jpg").write_bytes((tmp_path / "in" / "b.jpg").read_bytes())
   (tmp_path / "truncated").mkdir()
   png = (tmp_path / "in" / "a.png").read_bytes()
   (tmp_path / "truncated" / "t.png").write_bytes(png[:len(png) // 2])    # a good header, half the pixels
@@ -199,6 +201,7 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
       "wrong_size": ([*good, "--resize=none"], r"b\.jpg is 40x24 \(WxH\); the model takes 16x16: pass --resize=fit"),
       "overwrite": ([run, f"--input={files[0]}", f"--output={tmp_path / 'in'}"], r"would overwrite the input .*a\.png"),
       "stray": ([*good, "stray"], r"unexpected arguments \['stray'\]"),
+      "sheet_name": ([run, f"--input={tmp_path / 'named'}", out], r"an input named sheet\.\* would give sheet\.png"),
       # Found when its batch is read, after the checkpoint is restored (into another --output).
       "truncated": ([run, f"--input={tmp_path / 'truncated'}", f"--output={tmp_path / 'out2'}"],
                     r"cannot read the image .*t\.png \(image file is truncated\)"),
