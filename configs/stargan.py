@@ -22,7 +22,7 @@ Variants:
     cls kernel int(28 / 8) = 3); otherwise the published losses, optimizer, batch and n_critic.
   cpu: the widths cut to fit the shared 2-core CPU (G conv_dim 16, 3 residual blocks; D conv_dim 16)
     and the step count of the committed run (experiments/results/stargan_fashion_mnist.json), the
-    decay over its second half in 40 steps of the staircase (lr_update_step 100).
+    decay over its second half in 25 steps of the staircase (lr_update_step 100).
   tiny: test size.
 """
 
@@ -61,9 +61,9 @@ def get_config(arg=None):
       c.model.g_conv_dim = 16
       c.model.g_repeat_num = 3
       c.model.d_conv_dim = 16
-      c.train.num_steps = 8_000
-      c.model.num_iters_decay = 4_000
-      c.model.lr_update_step = 100    # 40 drops over the decay (the reference: 100 over 100k)
+      c.train.num_steps = 5_000
+      c.model.num_iters_decay = 2_500
+      c.model.lr_update_step = 100    # 25 drops over the decay (the reference: 100 over 100k)
       c.train.log_every = 50
       c.train.sample_every = 500
       c.train.checkpoint_every = 500

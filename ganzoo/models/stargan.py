@@ -78,7 +78,7 @@ class InstanceNorm(nn.Module):
     shift = self.param("bias", nn.initializers.zeros, (c,), x.dtype)
     mean = jnp.mean(x, axis=(1, 2), keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale + shift
+    return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale.reshape(1, 1, 1, c) + shift.reshape(1, 1, 1, c)
 
 
 class ResidualBlock(nn.Module):
