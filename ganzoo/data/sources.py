@@ -567,6 +567,7 @@ KNOWN_DATASETS: dict[str, tuple[int | None, int | None, int, int | None]] = {
     'svhn_cropped': (32, 32, 3, 10),
     'stl10': (96, 96, 3, 10),
     'celeb_a': (218, 178, 3, None),      # aligned faces; attributes are not class labels
+    'celeba': (218, 178, 3, 5),          # ganzoo.data.celeba: StarGAN's 5 attributes as labels [N, 5]
     'imagenet_resized/32x32': (32, 32, 3, 1000),
     'imagenet_resized/64x64': (64, 64, 3, 1000),
     'imagenet2012': (None, None, 3, 1000),

@@ -176,7 +176,9 @@ class StarGAN(methods.Method):
                        "and optim.decay='none', or model.lr_schedule='optim' to use optim.decay")
     m = self.config.model
     decay, every = int(m.num_iters_decay), int(m.lr_update_step)
-    if not 0 < decay <= num_steps or every < 1:
+    if num_steps == 0:   # train.num_steps=0 only builds the model (parameter counts): no schedule runs
+      decay = max(decay, 1)
+    if not 0 < decay <= (num_steps or decay) or every < 1:
       raise ValueError(f"model.num_iters_decay={decay} must lie in [1, train.num_steps={num_steps}] and "
                        f"model.lr_update_step={every} be >= 1")
     lr = float(cfg.optim.lr)
@@ -311,7 +313,9 @@ class StarGAN(methods.Method):
     """x [N, *image_shape] in [-1, 1] -> G(x, c(target)) (`target_labels`); no randomness at test time."""
     del rng
     c = jnp.broadcast_to(jnp.asarray(self.target_labels(target)), (x.shape[0], self.c_dim))
-    return self.generate(state, x, c)
+    if not hasattr(self, "_generate_jit"):
+      self._generate_jit = jax.jit(self.generate)
+    return self._generate_jit(state, x, c)
 
   def _real_examples(self, n: int, split: str | None = None, stream: str = "fixed") -> tuple[np.ndarray, np.ndarray]:
     """The first n examples (float images in [-1, 1], labels) of stream `stream` of `config.data`
