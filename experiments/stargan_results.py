@@ -49,8 +49,9 @@ def translate_all(method, state, x, targets, batch_size=500):
   """G(x_i, onehot(targets_i)) for all i, float [-1, 1]."""
   gen = jax.jit(method.generate)
   eye = np.eye(method.c_dim, dtype=np.float32)
-  return np.concatenate([np.asarray(gen(state, jnp.asarray(x[i:i + batch_size]), jnp.asarray(eye[targets[i:i + batch_size]])))
-                         for i in range(0, len(x), batch_size)])
+  out = [gen(state, jnp.asarray(x[i:i + batch_size]), jnp.asarray(eye[targets[i:i + batch_size]]))
+         for i in range(0, len(x), batch_size)]
+  return np.concatenate([np.asarray(o) for o in out])
 
 
 def translation_scores(method, state, clf, x, y):
@@ -140,7 +141,8 @@ def main(argv=None):
   m = config.model
   out = {
       "paper": "Choi et al. 2018, arXiv:1711.09020 (StarGAN); reference yunjey/stargan",
-      "stand_in": "Fashion-MNIST's 10 classes as single-label domains: a STAND-IN for CelebA, which cannot be had offline",
+      "stand_in": "Fashion-MNIST's 10 classes as single-label domains: a STAND-IN for CelebA, which cannot be "
+                  "had offline",
       "command": args.command, "note": args.note, "workdir": args.workdir, "step": int(step),
       "g_updates": int(step) // int(m.n_critic), "train_wall_time_s": wall,
       "steps_per_sec_median": float(np.median(sps)) if sps else None,

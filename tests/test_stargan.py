@@ -81,7 +81,6 @@ def test_init_is_pytorch_default():
   def check(w, fan_in):
     b = 1 / math.sqrt(fan_in)
     w = np.abs(np.asarray(w))
-    assert w.size >= 2_000 or w.size < 2_000 and w.max() <= b
     assert w.max() <= b * (1 + 1e-6)
     if w.size >= 2_000:
       assert w.max() > 0.99 * b
@@ -201,8 +200,9 @@ def test_targets_are_a_permutation_shared_by_both_phases():
   x = jax.random.uniform(jax.random.PRNGKey(0), (16, 16, 16, 3), minval=-1, maxval=1)
   labels = jnp.arange(16) % 4
   key = jax.random.PRNGKey(7)
-  a, _ = jax.jit(lambda d, k: method._inputs(None, d, k))({"image": x, "label": labels}, key)   # pylint: disable=protected-access
-  b, _ = jax.jit(lambda d, k: method._g_prepare(None, d, k))({"image": x, "label": labels}, key)   # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  a, _ = jax.jit(lambda d, k: method._inputs(None, d, k))({"image": x, "label": labels}, key)
+  b, _ = jax.jit(lambda d, k: method._g_prepare(None, d, k))({"image": x, "label": labels}, key)
   for name in ("x", "label_trg", "c_trg"):
     np.testing.assert_array_equal(a[name], b[name])
   assert sorted(np.asarray(a["label_trg"]).tolist()) == sorted(np.asarray(labels).tolist())
@@ -244,7 +244,8 @@ def test_learning_rates_follow_the_reference_staircase(schedule):
   ref = reference_lrs(1e-4, 60, 30, 5, paper)
   np.testing.assert_allclose([stargan.staircase_lr(1e-4, 60, 30, 5, 1e-4 * (5 if paper else 1) / 30)(i)
                               for i in range(60)], ref, rtol=1e-6)
-  assert paper and ref[-1] == pytest.approx(1e-4 * 5 / 30) or not paper and ref[-1] == pytest.approx(1e-4 * (1 - 5 / 30))
+  # The last iteration: 'paper' at lr / (decay / update_step) = lr / 6, 'reference' at lr (1 - 5 / 30).
+  assert ref[-1] == pytest.approx(1e-4 * 5 / 30 if paper else 1e-4 * (1 - 5 / 30))
   config, data = build(n_critic=5, lr_schedule=schedule, num_iters_decay=30, lr_update_step=5)
   config.train.num_steps = 60
   method = methods.build(config, data)
@@ -353,8 +354,8 @@ def test_multi_hot_labels_and_sheet():
   rng = np.random.default_rng(0)
   x = jnp.asarray(pipeline.to_float(rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)))
   labels = jnp.asarray(rng.integers(0, 2, (16, 3)).astype(np.int32))
-  inp, keys = jax.jit(lambda d, k: method._inputs(None, d, k))({"image": x, "label": labels},   # pylint: disable=protected-access
-                                                              jax.random.PRNGKey(1))
+  prepare = jax.jit(lambda d, k: method._inputs(None, d, k))   # pylint: disable=protected-access
+  inp, keys = prepare({"image": x, "label": labels}, jax.random.PRNGKey(1))
   np.testing.assert_array_equal(inp["c_org"], labels)
   np.testing.assert_array_equal(inp["c_trg"], inp["label_trg"])
   assert sorted(map(tuple, np.asarray(inp["label_trg"]).tolist())) == sorted(map(tuple, np.asarray(labels).tolist()))

@@ -62,8 +62,9 @@ class CelebASource(sources.LazySource):
     attr_path, image_dir = root / ATTR_FILE, root / IMAGE_DIR
     if not path or not attr_path.is_file() or not image_dir.is_dir():
       raise sources.DatasetNotFoundError(
-          f"CelebA not found in {root}: set data.path to a folder with {IMAGE_DIR}/ and {ATTR_FILE} (the aligned "
-          "images and attribute list of the CelebA download, mmlab.ie.cuhk.edu.hk/projects/CelebA.html)")
+          f"CelebA not found in {root if path else '(data.path is not set)'}: set data.path to a folder with "
+          f"{IMAGE_DIR}/ and {ATTR_FILE} (the aligned images and attribute list of the CelebA download, "
+          "mmlab.ie.cuhk.edu.hk/projects/CelebA.html)")
     self.name = f"celeba {root} ({split})"
     self.attributes = tuple(attributes) if attributes else DEFAULT_ATTRIBUTES
     names, lines = split_lines(attr_path, split)

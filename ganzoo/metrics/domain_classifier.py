@@ -72,7 +72,8 @@ def train(images, labels, num_classes: int, steps: int = 1000, batch_size: int =
   """The classifier fitted to (images [N, H, W, C] uint8 or [-1, 1], int labels [N]) by `steps` Adam steps."""
   x, y = as_float(images), np.asarray(labels, np.int32)
   if len(x) != len(y) or len(x) < batch_size:
-    raise ValueError(f"need >= batch_size={batch_size} images with one label each; got {len(x)} images, {len(y)} labels")
+    raise ValueError(f"need >= batch_size={batch_size} images with one label each; got {len(x)} images, "
+                     f"{len(y)} labels")
   module = CNN(int(num_classes))
   params = module.init(jax.random.PRNGKey(seed), x[:1])
   tx = optax.adam(lr)
