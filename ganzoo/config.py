@@ -94,6 +94,9 @@ def data_config() -> ml_collections.ConfigDict:
   d.center_crop = ml_collections.FieldReference(None, field_type=int)  # celeb_a: 108 by default
   d.max_examples = ml_collections.FieldReference(None, field_type=int)  # keep the first N
   d.num_classes = ml_collections.FieldReference(None, field_type=int)   # override
+  # celeba: comma-separated attributes of list_attr_celeba.txt read as multi-hot labels [N, K]
+  # (None = StarGAN's Black_Hair,Blond_Hair,Brown_Hair,Male,Young; ganzoo.data.celeba).
+  d.attributes = ml_collections.FieldReference(None, field_type=str)
   d.seed = ml_collections.FieldReference(None, field_type=int)  # data order (default: config.seed)
   d.batch_size = 64            # global, over all devices and processes
   d.prefetch = 2

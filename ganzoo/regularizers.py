@@ -41,13 +41,14 @@ def input_gradients(d_fn: DFn, x: Array) -> Array:
   x = jnp.asarray(x)
 
   def total(xx):
-    return jnp.sum(_check_logits(d_fn(xx), xx.shape[0]).astype(jnp.float32))
+    logits = _check_logits(d_fn(xx), xx.shape[0])
+    return jnp.sum(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)))   # float64 stays float64
 
   return jax.grad(total)(x)
 
 
 def _per_example_sq_norm(g: Array) -> Array:
-  return jnp.sum(jnp.square(g.astype(jnp.float32)), axis=tuple(range(1, g.ndim)))
+  return jnp.sum(jnp.square(g.astype(jnp.promote_types(g.dtype, jnp.float32))), axis=tuple(range(1, g.ndim)))
 
 
 def _safe_sqrt(sq: Array) -> Array:

@@ -22,6 +22,9 @@ Config fields read from ``config.data`` (missing or None fields take the default
   batch_size:  the global batch size (all processes); B_local = batch_size // process_count.
   num_classes: optional override of the number of classes.
   max_examples: optional int: keep only the first N examples (quick runs, tests).
+  attributes:  'celeba' only (``ganzoo.data.celeba``; ``path`` = a folder with img_align_celeba/ and
+               list_attr_celeba.txt, split 'train'/'test' as yunjey/stargan): comma-separated
+               attributes read as multi-hot labels, int32 [N, K] instead of [N].
 
 IDX search order for mnist/fashion_mnist: ``data_dir``, ``data_dir/<name>``,
 ``$GANZOO_DATA_DIR/<name>``, ``~/.cache/ganzoo/<name>``, and for fashion_mnist the Debian package

@@ -567,6 +567,7 @@ KNOWN_DATASETS: dict[str, tuple[int | None, int | None, int, int | None]] = {
     'svhn_cropped': (32, 32, 3, 10),
     'stl10': (96, 96, 3, 10),
     'celeb_a': (218, 178, 3, None),      # aligned faces; attributes are not class labels
+    'celeba': (218, 178, 3, 5),          # ganzoo.data.celeba: StarGAN's 5 attributes as labels [N, 5]
     'imagenet_resized/32x32': (32, 32, 3, 1000),
     'imagenet_resized/64x64': (64, 64, 3, 1000),
     'imagenet2012': (None, None, 3, 1000),
@@ -621,20 +622,21 @@ class ShapeOnlySource:
 
 # ----------------------------------------------------------------------------- name resolution
 
-SOURCES = ('auto', 'idx', 'tfds', 'npz', 'folder', 'synthetic')
+SOURCES = ('auto', 'idx', 'tfds', 'npz', 'folder', 'synthetic', 'celeba')
 
 
 def open_source(name: str, split: str = 'train', source: str = 'auto', data_dir: str | None = None,
                 path: str | None = None, image_size=None, center_crop: int | None = None,
                 max_examples: int | None = None, num_classes: int | None = None,
-                allow_absent: bool = False):
+                allow_absent: bool = False, attributes: str | None = None):
   """Resolves (name, source) to a source object; see the ``ganzoo.data`` docstring for the rules.
 
   ``allow_absent``: a standard data set (``KNOWN_DATASETS``) that is not found gives a
   ``ShapeOnlySource`` instead of raising DatasetNotFoundError.
   """
   try:
-    return _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes)
+    return _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes,
+                        attributes)
   except DatasetNotFoundError as e:
     known = (known_shape(name, image_size, center_crop, num_classes)
              if allow_absent and (source or 'auto') in ('auto', 'idx', 'tfds') else None)
@@ -643,7 +645,8 @@ def open_source(name: str, split: str = 'train', source: str = 'auto', data_dir:
     return ShapeOnlySource(name, known[0], known[1], str(e))
 
 
-def _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes):
+def _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes,
+                 attributes=None):
   source = source or 'auto'
   if source not in SOURCES:
     raise ValueError(f'data.source must be one of {SOURCES}, got {source!r}.')
@@ -655,6 +658,10 @@ def _open_source(name, split, source, data_dir, path, image_size, center_crop, m
     return SyntheticSource(name)
   if source == 'npz' or (source == 'auto' and name == 'npz'):
     return load_npz(path, **kw)
+  if source == 'celeba' or (source == 'auto' and name == 'celeba'):   # CelebA + attributes (ganzoo.data.celeba)
+    from ganzoo.data import celeba  # pylint: disable=g-import-not-at-top
+    names = tuple(a.strip() for a in str(attributes or '').split(',') if a.strip())
+    return celeba.CelebASource(path, split, names, size=size, center_crop=center_crop, max_examples=max_examples)
   if source == 'folder' or (source == 'auto' and name == 'folder'):
     if not path:
       raise ValueError("data.name='folder' needs data.path set to a folder of images.")
