@@ -22,8 +22,9 @@ Variants:
     `--config.model.ngf=64 --config.model.ndf=64` restores them), and the reference's schedule shape
     (half constant, half linear decay to 0) over CPU_STEPS = 2,000 steps (5 epochs of the 400
     images). Measured on this shared 2-core CPU (load ~11, the other runs and tests beside it): 0.5 to
-    1.4 steps/s at widths 32 against 0.32 at 64, i.e. ~2,000 steps in ~35 min instead of ~500 (1.2
-    epochs) at the published widths.
+    1.4 steps/s at widths 32 against 0.32 at 64; the recorded run (experiments/results/
+    pix2pix_facades.json) took 2,476 s for its 2,000 steps (0.88 steps/s), where the published
+    widths would have fit ~500 steps (1.2 epochs).
   tiny: a test-size model (ganzoo.methods.pix2pix.Pix2Pix.test_config).
   atob: direction AtoB (photo -> labels on facades).
   instance: InstanceNorm instead of BatchNorm.

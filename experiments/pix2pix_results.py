@@ -132,7 +132,8 @@ def main(argv=None):
       "metric_notes": ("l1: mean |output - target| on [0, 1] (l1_minus1_1: on [-1, 1]); psnr (dB, range 255) and "
                        "ssim (Wang et al. 2004, Gaussian 11x11 sigma 1.5) per image on the 8-bit pixels, averaged; "
                        "fid/kid of the outputs vs the real test targets with the project's Inception protocol: "
-                       f"{len(inputs)} images, so FID carries a large positive bias (compare like with like)"),
+                       f"{len(inputs)} images, so FID carries a large positive bias (compare like with like); KID's "
+                       "subsets hold min(1000, N) = all the images, so its 100 subsets coincide and kid_std is 0"),
       "results": results, "fid_protocol": protocol, "last_train_metrics": last,
   }
   with open(args.out + ".json", "w") as f:

@@ -74,12 +74,13 @@ def test_jitter_is_one_crop_and_flip_for_both_halves():
   # The same crop and flip on both: B = -A survives the jitter (the resize is odd-symmetric up to
   # the rounding to 8-bit levels, whose ties at +-0.5 level can split: at most one level, 2/255).
   np.testing.assert_allclose(np.asarray(jb), -np.asarray(ja), atol=2 / 255 + 1e-6)
-  params = pix2pix.jitter_params(key, 64, 20, 16, True)
-  big = pix2pix.resize_square(a, 20)
+  params = jax.tree.map(np.asarray, pix2pix.jitter_params(key, 64, 20, 16, True))
+  big, ja = np.asarray(pix2pix.resize_square(a, 20)), np.asarray(ja)
+  assert 0 < params["flip"].sum() < 64
   for i in range(64):
     x0, y0, f = int(params["x"][i]), int(params["y"][i]), bool(params["flip"][i])
-    want = np.asarray(big[i, y0:y0 + 16, x0:x0 + 16])
-    np.testing.assert_array_equal(np.asarray(ja[i]), want[:, ::-1] if f else want)
+    want = big[i, y0:y0 + 16, x0:x0 + 16]
+    np.testing.assert_array_equal(ja[i], want[:, ::-1] if f else want)
   many = pix2pix.jitter_params(jax.random.PRNGKey(0), 4000, 286, 256, True)
   assert int(many["x"].min()) == 0 and int(many["x"].max()) == 30 and int(many["y"].max()) == 30
   # 4000 fair coins: the mean is 0.5 +- 4 standard deviations (4 * 0.0079).
@@ -122,8 +123,13 @@ def test_loss_values_on_fixed_logits():
   np.testing.assert_allclose(pix2pix.gan_loss(fake, True, "lsgan"), np.mean((f - 1) ** 2), rtol=1e-6)
 
 
-def _method():
+def _method(dropout=False):
+  """The family's test config; `dropout`: unet_64 instead of unet_32, the smallest U-Net with a
+  dropout block (num_downs - 5 of them)."""
   config, data = pix2pix.Pix2Pix.test_config()
+  if dropout:
+    config.model.update(netG="unet_64", load_size=72, crop_size=64)
+    data = methods.DataSpec((64, 128, 3), 0)
   return methods.build(config, data), data
 
 
@@ -144,33 +150,49 @@ def test_one_step_is_the_reference_order():
   key = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 0), pix2pix.STEP_KEY), 1)[0]
   images = step_lib.to_float_pixels(jax.tree.map(lambda a: a[0], batch["real"]))
 
-  def g_terms_with(st):
+  @jax.jit
+  def phases_with(st):   # the G phase's terms against st's D, and both phases' prepared inputs
     ctx = step_lib._frozen_context(method, st, ("g", "d"))  # pylint: disable=protected-access
-    inputs, keys = method._g_prepare(ctx, images, key)   # pylint: disable=protected-access
-    _, terms = method._g_loss(ctx, {**inputs, **keys})   # pylint: disable=protected-access
-    return {k: float(v) for k, v in terms.items()}, ctx, inputs, keys
+    g_inputs, g_keys = method._g_prepare(ctx, images, key)   # pylint: disable=protected-access
+    _, terms = method._g_loss(ctx, {**g_inputs, **g_keys})   # pylint: disable=protected-access
+    d_inputs, _ = method._d_prepare(ctx, images, key)   # pylint: disable=protected-access
+    return terms, d_inputs, g_inputs, ctx.apply("g", g_inputs["real_a"], rng=g_keys["drop"])
 
-  with_new_d, ctx, g_inputs, g_keys = g_terms_with(updated_d)
-  with_old_d = g_terms_with(state)[0]
+  with_new_d, d_inputs, g_inputs, g_fake = phases_with(updated_d)
+  with_old_d = phases_with(state)[0]
   # float32 rounding of the same computation in another program: relative 1e-5 is > 100 ulps of each sum.
   for name in ("g_loss", "g_gan", "g_l1"):
-    np.testing.assert_allclose(float(metrics[f"train/{name}"]), with_new_d[name], rtol=1e-5)
-  # Against the D before its update the adversarial term differs by far more than that rounding.
-  assert abs(with_new_d["g_gan"] - with_old_d["g_gan"]) > 1e-2 * abs(with_old_d["g_gan"])
+    np.testing.assert_allclose(float(metrics[f"train/{name}"]), float(with_new_d[name]), rtol=1e-5)
+  # Against the D before its update the adversarial term differs by 100 times that tolerance or more.
+  assert abs(float(with_new_d["g_gan"]) - float(with_old_d["g_gan"])) > 1e-3 * abs(float(with_old_d["g_gan"]))
   # Both phases saw the same jittered pair and the same G(A) (the D phase's fake_B).
-  d_inputs, _ = method._d_prepare(ctx, images, key)   # pylint: disable=protected-access
   np.testing.assert_array_equal(np.asarray(d_inputs["real_a"]), np.asarray(g_inputs["real_a"]))
   np.testing.assert_array_equal(np.asarray(d_inputs["real_b"]), np.asarray(g_inputs["real_b"]))
-  g_fake = ctx.apply("g", g_inputs["real_a"], rng=g_keys["drop"])
   np.testing.assert_allclose(np.asarray(d_inputs["fake_b"]), np.asarray(g_fake), atol=1e-6)
-  other_drop = ctx.apply("g", g_inputs["real_a"], rng=jax.random.PRNGKey(9))
-  assert float(jnp.abs(other_drop - g_fake).max()) > 1e-3   # the shared key matters: dropout is on
+
+
+def test_both_phases_draw_the_same_dropout_mask():
+  """With dropout (unet_64) the D phase's fake_B and the G phase's G(A) still agree: one key."""
+  method, data = _method(dropout=True)
+  state = method.init(jax.random.PRNGKey(0))
+  images = step_lib.to_float_pixels(jax.tree.map(lambda a: a[0], _batch(data, n=2)["real"]))
+  ctx = step_lib._frozen_context(method, state, ("g", "d"))  # pylint: disable=protected-access
+  key = jax.random.PRNGKey(4)
+  d_inputs, _ = jax.jit(lambda im, k: method._d_prepare(ctx, im, k))(images, key)   # pylint: disable=protected-access
+
+  @jax.jit
+  def g_fake(im, k):   # the G phase's G(A): its prepared pair and dropout key
+    inputs, keys = method._g_prepare(ctx, im, k)   # pylint: disable=protected-access
+    return ctx.apply("g", inputs["real_a"], rng=keys["drop"])
+
+  np.testing.assert_allclose(np.asarray(d_inputs["fake_b"]), np.asarray(g_fake(images, key)), atol=1e-6)
+  assert float(jnp.abs(g_fake(images, jax.random.PRNGKey(5)) - d_inputs["fake_b"]).max()) > 1e-3   # dropout on
 
 
 def test_inference_modes():
   """'paper': dropout on (the key matters), each image normalized on its own statistics (an image
   translates the same whatever else is in its batch); 'eval': running statistics, no dropout."""
-  method, data = _method()
+  method, data = _method(dropout=True)
   state = method.init(jax.random.PRNGKey(0))
   # Running statistics away from their init, so that 'eval' and 'paper' differ in BN too.
   g = state.nets["g"]
@@ -183,7 +205,7 @@ def test_inference_modes():
   assert out.shape == x.shape and float(jnp.abs(out).max()) <= 1.0
   np.testing.assert_allclose(np.asarray(paper(state, other, k)[:2]), np.asarray(out[:2]), atol=1e-6)
   assert float(jnp.abs(paper(state, x, jax.random.PRNGKey(6)) - out).max()) > 1e-3   # dropout
-  config, _ = pix2pix.Pix2Pix.test_config()
+  config = method.config.copy_and_resolve_references()
   config.model.eval_mode = "eval"
   ev = methods.build(config, data)
   evaluate = jax.jit(lambda st, x, k: ev.translate(st, x, rng=k))
@@ -207,22 +229,25 @@ def test_triplet_sheet_layout():
 
 def test_trains_on_an_ab_folder_and_writes_the_sheet(tmp_path):
   """Two steps through train.py on generated facades-layout folders; the sheet shows val pairs."""
-  root = write_ab_folder(tmp_path / "ab", n=3, size=64)
+  root = write_ab_folder(tmp_path / "ab", n=3, size=32)
   config, _ = pix2pix.Pix2Pix.test_config()
   config.data.name = "folder"
   config.data.path = str(root / "train")
   config.data.batch_size = 1         # the paper's batch (3 images per split here)
+  config.train.num_steps = 1
   config.train.num_sample_images = 3
+  for net in ("g", "d"):
+    config.nets[net].optim.decay_start = 0
   summary = train.train_and_evaluate(config, str(tmp_path / "run"), mesh=parallel.make_mesh(jax.devices()[:1]),
                                      progress=False)
-  assert summary["step"] == 2
-  sheet = np.asarray(Image.open(tmp_path / "run" / "samples" / "step_00000002.png"))
-  # 3 rows of (64 + 2) - 2 plus the grid's 2-pixel frame; 3 columns likewise.
-  assert sheet.shape == (3 * 66 - 2 + 4, 3 * 66 - 2 + 4, 3)
-  val_in, val_target = pix2pix.load_pairs(str(root / "val"), "AtoB", 64, 3)
+  assert summary["step"] == 1
+  sheet = np.asarray(Image.open(tmp_path / "run" / "samples" / "step_00000001.png"))
+  # 3 rows of (32 + 2) - 2 plus the grid's 2-pixel frame; 3 columns likewise.
+  assert sheet.shape == (3 * 34 - 2 + 4, 3 * 34 - 2 + 4, 3)
+  val_in, val_target = pix2pix.load_pairs(str(root / "val"), "AtoB", 32, 3)
   to8 = lambda x: np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8)
-  np.testing.assert_array_equal(sheet[2:66, 2:66], to8(val_in[0]))
-  np.testing.assert_array_equal(sheet[2 + 66:66 + 66, 2 + 132:66 + 132], to8(val_target[1]))
+  np.testing.assert_array_equal(sheet[2:34, 2:34], to8(val_in[0]))
+  np.testing.assert_array_equal(sheet[2 + 34:34 + 34, 2 + 68:34 + 68], to8(val_target[1]))
   lines = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
   assert {"train/d_loss", "train/g_loss", "train/g_l1", "train/g_gan"} <= set(lines[-1])
 
