@@ -101,15 +101,20 @@ def test_translation_twins_match_param_counts(name, tiny):
 def test_translation_torch_steps_update_every_network():
   import torch_translation  # pylint: disable=g-import-not-at-top,import-outside-toplevel
   torch.manual_seed(0)
-  a, b = torch.rand(1, 3, 256, 256) * 2 - 1, torch.rand(1, 3, 256, 256) * 2 - 1
-  for name in ("pix2pix", "cyclegan"):
-    trainer = torch_translation.build(name, tiny=True, pool_size=2)
-    before = [p.detach().clone() for p in list(trainer.G.parameters()) + list(trainer.D.parameters())]
-    d_loss, g_loss = trainer.step(a, b)
-    assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
-    after = list(trainer.G.parameters()) + list(trainer.D.parameters())
-    # Adam's first step moves every parameter with a nonzero gradient by ~lr; each tensor gets one.
-    assert all(not torch.equal(p0, p) for p0, p in zip(before, after)), name
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)   # tiny steps: OpenMP threads only wait on a busy machine (10x slower measured)
+  try:
+    for name, size in (("pix2pix", 256), ("cyclegan", 32)):   # unet_256 needs 256 px; the ResNet G any multiple of 4
+      a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
+      trainer = torch_translation.build(name, tiny=True, pool_size=2)
+      before = [p.detach().clone() for p in list(trainer.G.parameters()) + list(trainer.D.parameters())]
+      d_loss, g_loss = trainer.step(a, b)
+      assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+      after = list(trainer.G.parameters()) + list(trainer.D.parameters())
+      # Adam's first step moves every parameter with a nonzero gradient by ~lr; each tensor gets one.
+      assert all(not torch.equal(p0, p) for p0, p in zip(before, after)), name
+  finally:
+    torch.set_num_threads(threads)
 
 
 def test_torch_image_pool_semantics():
