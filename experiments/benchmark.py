@@ -1,6 +1,7 @@
 """Training-step speed: ganzoo (JAX/XLA) against a PyTorch twin of the same GAN, in one process.
 
   python experiments/benchmark.py --models=dcgan,sngan,inception --batch=64 --reps=7 --json
+  python experiments/benchmark.py --models=pix2pix,cyclegan --reps=5 --steps=1 --warmup=1 --json
 
 For each GAN model (configs/dcgan.py, configs/sngan.py at their paper sizes, 32x32x3, batch
 --batch), one "step" is what the `gan` family's step (`ganzoo.step.make_step`) does: `train.d_steps` D updates then
@@ -15,6 +16,21 @@ machine load; the medians are reported, with
 'inception' times FID feature extraction (ganzoo.metrics.inception.FeatureExtractor) against the
 TorchScript reference at the same batch of 299x299 uint8 images (images/s both ways). 'biggan'
 times ganzoo's BigGAN CIFAR step alone (no PyTorch twin).
+
+'pix2pix' and 'cyclegan' time one training step at the published setting (configs/pix2pix.py:
+unet_256 G + 70x70 PatchGAN D on (input, output) pairs; configs/cyclegan.py: two resnet_9blocks Gs
++ two 70x70 Ds, instance norm; 256x256, batch 1, --batch does not apply) against the PyTorch twins
+of experiments/torch_translation.py (the reference's optimize_parameters, parameter counts asserted
+equal). The ganzoo side is the registered family's real step (`methods.build` + `step.make_step`,
+on the uint8 images its data streams deliver: pix2pix's 256x512 AB images, CycleGAN's 286x286
+load-size images, so ganzoo's step includes the on-device random jitter, which the reference does
+in its DataLoader workers and the twin leaves out). A model whose family is not registered is
+skipped with a one-line message; --standin times experiments/translation_standin.py's jitted step
+instead (the twins' update with ganzoo's networks; rows say `"ganzoo_side": "stand-in"`). These
+rows also report peak-memory figures: XLA's memory analysis of the compiled ganzoo step
+(arguments + outputs + temporaries) and the growth of the process's peak RSS while each side is set
+up and warmed up (ganzoo first, then torch; torch's figure can undercount if it reuses memory that
+ganzoo's compilation freed).
 
 PyTorch runs eagerly with torch.set_num_threads(os.cpu_count()) (--torch_threads to change it);
 XLA:CPU uses one intra-op thread per core by default. On a loaded machine PyTorch's OpenMP threads
@@ -283,6 +299,159 @@ def bench_inception(args) -> dict[str, Any]:
           "torch_ms": round(1e3 * statistics.median(t_times), 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+# ---------------------------------------------------------------------------------------------
+# pix2pix and CycleGAN (256x256, batch 1) against experiments/torch_translation.py.
+
+TRANSLATION = ("pix2pix", "cyclegan")
+CONFIGS.update({"pix2pix": "configs/pix2pix.py", "cyclegan": "configs/cyclegan.py"})
+
+
+def translation_config(name: str, tiny: bool):
+  """configs/<name>.py's published setting (batch 1, 256x256); tiny: widths ngf = ndf = 4."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(f"bench_cfg_{name}", os.path.join(_ROOT, CONFIGS[name]))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  if tiny:
+    config.model.ngf = config.model.ndf = 4
+  return config
+
+
+def _translation_data_spec(name: str, config) -> tuple[int, ...]:
+  """The image shape the family's data stream delivers (see the module docstring)."""
+  if name == "pix2pix":
+    crop = int(config.model.crop_size)
+    return (crop, 2 * crop, 3)      # the AB image: the pair side by side, split and jittered on the devices
+  size = int(config.data.image_size)
+  return (size, size, 3)            # CycleGAN: resized to load_size on the host, cropped on the devices
+
+
+def _memory_mb(compiled) -> float | None:
+  """XLA's memory analysis of a compiled step: arguments + outputs + temporaries, MiB (None if absent)."""
+  try:
+    m = compiled.memory_analysis()
+    total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+    return round(total / 2 ** 20, 1)
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _cost_flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
+def ganzoo_translation_side(name: str, tiny: bool, standin: bool):
+  """(run, info) timing the `name` family's step, the stand-in's (standin), or None (not registered)."""
+  from ganzoo import methods  # pylint: disable=g-import-not-at-top
+  from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
+  from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
+  holder: dict[str, Any] = {}
+  if name in methods.names():
+    config = translation_config(name, tiny)
+    shape = _translation_data_spec(name, config)
+    family = methods.build(config, methods.DataSpec(shape, 0))
+    state = jax.jit(family.init)(jax.random.PRNGKey(0))
+    plan = family.plan(0)
+    keys = iter(jax.random.split(jax.random.PRNGKey(2), 8))
+    batch = {stream: {"image": jax.random.randint(next(keys), (n, int(config.data.batch_size), *shape), 0, 256
+                                                  ).astype(jnp.uint8)}
+             for stream, n in step_lib.stream_counts(plan).items()}
+    t0 = time.perf_counter()
+    compiled = step_lib.make_step(family, plan, mesh=None).lower(state, batch).compile()
+    compile_s = time.perf_counter() - t0
+    counts = [param_count(state.nets[k].params) for k in sorted(state.nets)]
+    g_params = sum(c for k, c in zip(sorted(state.nets), counts) if k.startswith("g"))
+    d_params = sum(c for k, c in zip(sorted(state.nets), counts) if k.startswith("d"))
+    holder["state"] = state
+    info = {"ganzoo_side": "family", "batch": int(config.data.batch_size), "image_shape": list(shape),
+            "pool_size": int(config.model.get("pool_size", 0) or 0)}
+
+    def one(st):
+      return compiled(st, batch)
+  elif standin:
+    import translation_standin  # pylint: disable=g-import-not-at-top
+    state, step, (g_params, d_params) = translation_standin.build(name, tiny)
+    a = jax.random.uniform(jax.random.PRNGKey(2), (1, 256, 256, 3), minval=-1.0, maxval=1.0)
+    b = jax.random.uniform(jax.random.PRNGKey(3), (1, 256, 256, 3), minval=-1.0, maxval=1.0)
+    key = jax.random.PRNGKey(4)
+    t0 = time.perf_counter()
+    compiled = step.lower(state, a, b, key).compile()
+    compile_s = time.perf_counter() - t0
+    holder["state"] = state
+    info = {"ganzoo_side": "stand-in", "batch": 1, "image_shape": [256, 256, 3], "pool_size": 0}
+
+    def one(st):
+      return compiled(st, a, b, key)
+  else:
+    return None
+  info.update({"g_params": g_params, "d_params": d_params, "flops": _cost_flops(compiled),
+               "compile_s": round(compile_s, 2), "ganzoo_step_memory_mb": _memory_mb(compiled)})
+
+  def run(k: int) -> float:
+    t0 = time.perf_counter()
+    st, out = holder["state"], None
+    for _ in range(k):
+      st, out = one(st)
+    _block((st, out))
+    holder["state"] = st
+    return time.perf_counter() - t0
+
+  return run, info
+
+
+def torch_translation_side(name: str, tiny: bool, pool_size: int):
+  import torch  # pylint: disable=g-import-not-at-top
+  import torch_translation  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  trainer = torch_translation.build(name, tiny, pool_size=pool_size)
+  real_a = torch.rand(1, 3, 256, 256) * 2 - 1
+  real_b = torch.rand(1, 3, 256, 256) * 2 - 1
+  info = {"g_params": torch_translation.param_count(trainer.G), "d_params": torch_translation.param_count(trainer.D)}
+
+  def run(k: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(k):
+      trainer.step(real_a, real_b)
+    return time.perf_counter() - t0
+
+  return run, info
+
+
+def bench_translation(name: str, args, peak: MatmulPeak) -> dict[str, Any] | None:
+  rss0 = peak_rss_mb()
+  side = ganzoo_translation_side(name, args.tiny, args.standin)
+  if side is None:
+    print(f"[benchmark] {name}: skipped, the '{name}' family is not registered in ganzoo.methods "
+          "(--standin times experiments/translation_standin.py instead)", file=sys.stderr, flush=True)
+    return None
+  g_run, g_info = side
+  for _ in range(args.warmup):
+    g_run(1)
+  rss1 = peak_rss_mb()
+  t_run, t_info = torch_translation_side(name, args.tiny, g_info["pool_size"])
+  for _ in range(args.warmup):
+    t_run(1)
+  rss2 = peak_rss_mb()
+  for key in ("g_params", "d_params"):
+    if g_info[key] != t_info[key]:
+      raise AssertionError(f"{name}: ganzoo {key}={g_info[key]} but PyTorch {key}={t_info[key]}")
+  g_times, t_times = alternate(g_run, t_run, args.reps, args.steps, peak)
+  g_ms, t_ms = 1e3 * statistics.median(g_times), 1e3 * statistics.median(t_times)
+  flop_per_s = g_info["flops"] / (g_ms / 1e3)
+  return {
+      **g_info, "ganzoo_ms": round(g_ms, 2), "torch_ms": round(t_ms, 2), "ratio": round(t_ms / g_ms, 3),
+      "flop_per_s": flop_per_s, "torch_flop_per_s": g_info["flops"] / (t_ms / 1e3),
+      "matmul_peak_flop_per_s": statistics.median(peak.rates),
+      "fraction_of_peak": round(flop_per_s / statistics.median(peak.rates), 3),
+      "ganzoo_ms_all": [round(1e3 * t, 2) for t in g_times], "torch_ms_all": [round(1e3 * t, 2) for t in t_times],
+      "ganzoo_peak_rss_growth_mb": round(rss1 - rss0, 1), "torch_peak_rss_growth_mb": round(rss2 - rss1, 1),
+      "peak_rss_mb": round(peak_rss_mb(), 1),
+  }
+
+
 def _fmt_flops(x: float) -> str:
   return f"{x / 1e9:.1f} G"
 
@@ -320,7 +489,8 @@ def _cpu_name() -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--models", default="dcgan,sngan", help="comma list of dcgan, sngan, biggan, inception")
+  parser.add_argument("--models", default="dcgan,sngan",
+                      help="comma list of dcgan, sngan, biggan, inception, pix2pix, cyclegan")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--reps", type=int, default=7, help="A/B repetitions after warm-up")
   parser.add_argument("--steps", type=int, default=3, help="steps per timed repetition")
@@ -329,13 +499,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--torch_threads", type=int, default=0,
                       help="torch.set_num_threads (default 0: os.cpu_count(), all cores as XLA uses)")
   parser.add_argument("--tiny", action="store_true", help="tiny models (tests): checks the plumbing only")
+  parser.add_argument("--standin", action="store_true",
+                      help="pix2pix/cyclegan without a registered family: time experiments/translation_standin.py")
   parser.add_argument("--json", action="store_true", help="last line: one JSON object")
   parser.add_argument("--out", default=None, help="also write the JSON object to this file")
   args = parser.parse_args(argv)
   models = [m.strip() for m in args.models.split(",") if m.strip()]
-  unknown = set(models) - {"dcgan", "sngan", "biggan", "inception"}
+  unknown = set(models) - {"dcgan", "sngan", "biggan", "inception", *TRANSLATION}
   if unknown:
-    raise ValueError(f"unknown --models {sorted(unknown)}; choose from dcgan, sngan, biggan, inception")
+    raise ValueError(f"unknown --models {sorted(unknown)}; choose from dcgan, sngan, biggan, inception, "
+                     "pix2pix, cyclegan")
 
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.torch_threads or os.cpu_count())  # all cores, as XLA:CPU uses
@@ -349,6 +522,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
       results[name] = bench_inception(args)
     elif name == "biggan":
       results[name] = bench_biggan(args, peak)
+    elif name in TRANSLATION:
+      row = bench_translation(name, args, peak)
+      if row is not None:
+        results[name] = row
     else:
       results[name] = bench_gan(name, args, peak)
   run = {

@@ -75,3 +75,60 @@ def test_benchmark_tiny_json():
   assert r["g_params"] == 61936 and r["d_params"] == 11241
   assert result["run"]["torch_threads"] == 1
   assert result["run"]["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("name,tiny", [("pix2pix", False), ("cyclegan", False), ("pix2pix", True)])
+def test_translation_twins_match_param_counts(name, tiny):
+  # The twins of experiments/torch_translation.py against ganzoo's networks at the benchmark's sizes
+  # (the published ones: unet_256 + 70x70 D on 6 channels; 2 x resnet_9blocks + 2 x 70x70 D).
+  from ganzoo.models import translation  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  import torch_translation  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  width = 4 if tiny else 64
+  x = jax.numpy.zeros((1, 256, 256, 3))
+  count = lambda m, x: param_count(jax.eval_shape(m.init, jax.random.key(0), x)["params"])  # noqa: E731
+  trainer = torch_translation.build(name, tiny)
+  if name == "pix2pix":
+    g = count(translation.define_G("unet_256", 3, width, "batch", use_dropout=True), x)
+    d = count(translation.define_D("basic", width, norm="batch"), jax.numpy.zeros((1, 256, 256, 6)))
+  else:
+    g = 2 * count(translation.define_G("resnet_9blocks", 3, width, "instance"), x)
+    d = 2 * count(translation.define_D("basic", width, norm="instance"), x)
+  assert (torch_translation.param_count(trainer.G), torch_translation.param_count(trainer.D)) == (g, d)
+  if not tiny:
+    assert (g, d) == ((54_413_955, 2_768_705) if name == "pix2pix" else (2 * 11_378_179, 2 * 2_764_737))
+
+
+def test_translation_torch_steps_update_every_network():
+  import torch_translation  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  torch.manual_seed(0)
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)   # tiny steps: OpenMP threads only wait on a busy machine (10x slower measured)
+  try:
+    for name, size in (("pix2pix", 256), ("cyclegan", 32)):   # unet_256 needs 256 px; the ResNet G any multiple of 4
+      a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
+      trainer = torch_translation.build(name, tiny=True, pool_size=2)
+      before = [p.detach().clone() for p in list(trainer.G.parameters()) + list(trainer.D.parameters())]
+      d_loss, g_loss = trainer.step(a, b)
+      assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+      after = list(trainer.G.parameters()) + list(trainer.D.parameters())
+      # Adam's first step moves every parameter with a nonzero gradient by ~lr; each tensor gets one.
+      assert all(not torch.equal(p0, p) for p0, p in zip(before, after)), name
+  finally:
+    torch.set_num_threads(threads)
+
+
+def test_torch_image_pool_semantics():
+  # util/image_pool.py: the first `size` images are stored and returned; after that each query returns a
+  # stored image (and stores the new one) with probability 1/2, else the new image itself.
+  import torch_translation  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  pool = torch_translation.ImagePool(3, seed=0)
+  imgs = [torch.full((1, 1, 2, 2), float(i)) for i in range(200)]
+  outs = [pool.query(x) for x in imgs]
+  assert [o.item() if o.numel() == 1 else o[0, 0, 0, 0].item() for o in outs[:3]] == [0.0, 1.0, 2.0]
+  later = [o[0, 0, 0, 0].item() for o in outs[3:]]
+  swapped = [v != i + 3 for i, v in enumerate(later)]
+  # 197 fair coin flips: the swapped fraction lies in 0.5 +- 0.18 (5 standard deviations, 0.036 each).
+  assert abs(sum(swapped) / len(swapped) - 0.5) < 0.18
+  # A swapped-out image is an earlier one, never a later one.
+  assert all(v < i + 3 for i, v in enumerate(later) if v != i + 3)
+  assert torch_translation.ImagePool(0).query(imgs[5]) is imgs[5]

@@ -182,28 +182,33 @@ def _conv(features: int, k: int, stride: int, pad: int, use_bias: bool, init: In
                      use_bias=use_bias, kernel_init=init, name=name)
 
 
-# Per spatial axis, torch ConvTranspose2d(k=3, s=2, p=1, output_padding=1) with flax's kernel w
-# (spatially flipped torch weight) gives y[2m] = w[1] x[m] and y[2m + 1] = w[0] x[m] + w[2] x[m + 1].
-# On x padded by one, output phase a at tap t reads x[m - 1 + a + t]: _CONVT3_TAPS[a, t, k] = 1
-# where kernel tap k lands on 2-tap t of phase a.
-_CONVT3_TAPS = np.array([[[0, 0, 0], [0, 1, 0]], [[1, 0, 0], [0, 0, 1]]], np.float32)
+_DN = ('NHWC', 'HWIO', 'NHWC')
 
 
 def conv_transpose3x3_2x(x: Array, kernel: Array, precision: Any = None) -> Array:
   """torch `ConvTranspose2d(k=3, s=2, p=1, output_padding=1)`: [N, H, W, Cin] -> [N, 2H, 2W, Cout].
 
-  `kernel` is flax's (3, 3, Cin, Cout) transposed-conv kernel, i.e. the result equals
-  `lax.conv_general_dilated(x, kernel, (1, 1), ((1, 2), (1, 2)), lhs_dilation=(2, 2))`. Computed as
-  one stride-1 2x2 convolution with 4 * Cout outputs on x padded by one, then depth-to-space
-  (layers' sub-pixel form), which avoids XLA:CPU's slow gradients of lhs-dilated convolutions; the
-  taps are placed, not summed, so values equal the dilated form up to summation order.
+  `kernel` is flax's (3, 3, Cin, Cout) transposed-conv kernel (spatially flipped torch weight), i.e.
+  the result equals `lax.conv_general_dilated(x, kernel, (1, 1), ((1, 2), (1, 2)), lhs_dilation=(2, 2))`.
+  Per spatial axis y[2m] = w[1] x[m] and y[2m + 1] = w[0] x[m] + w[2] x[m + 1] (x[H] = 0), so each of
+  the four output phases is its own small stride-1 convolution (1x1, 1x2, 2x1 and 2x2 taps: the 9
+  taps once, no multiplications by the dilation's zeros), interleaved by a reshape. Autodiff of these
+  stays on stride-1 convolutions: measured 1.4-1.6x faster fwd+bwd than one sub-pixel 2x2 conv with
+  4 * Cout outputs (which multiplies 16 taps), and ~20x faster than XLA:CPU's gradients of the
+  lhs-dilated form, at the ResnetGenerator's sizes (64x64x256 -> 128, 128x128x128 -> 64).
   """
-  kh, kw, cin, cout = kernel.shape
+  kh, kw, _, cout = kernel.shape
   if (kh, kw) != (3, 3):
     raise ValueError(f"conv_transpose3x3_2x needs a 3x3 kernel; got {kh}x{kw}")
-  taps = jnp.asarray(_CONVT3_TAPS, kernel.dtype)
-  k = jnp.einsum('atk,bsl,klio->tsiabo', taps, taps, kernel, precision=precision)
-  return layers._subpixel_conv(x, k.reshape(2, 2, cin, 4 * cout), precision)  # pylint: disable=protected-access
+  n, h, w, _ = x.shape
+
+  def conv(inp, k, pad_h, pad_w):
+    inp = jnp.pad(inp, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    return jax.lax.conv_general_dilated(inp, k, (1, 1), 'VALID', dimension_numbers=_DN, precision=precision)
+
+  even_rows = jnp.stack([conv(x, kernel[1:2, 1:2], 0, 0), conv(x, kernel[1:2, 0::2], 0, 1)], axis=3)
+  odd_rows = jnp.stack([conv(x, kernel[0::2, 1:2], 1, 0), conv(x, kernel[0::2, 0::2], 1, 1)], axis=3)
+  return jnp.stack([even_rows, odd_rows], axis=2).reshape(n, 2 * h, 2 * w, cout)
 
 
 class ConvTranspose3x3(layers._UpsampleLayer):  # pylint: disable=protected-access
