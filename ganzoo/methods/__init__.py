@@ -192,3 +192,4 @@ from ganzoo.methods import began  # noqa: E402,F401
 from ganzoo.methods import lapgan  # noqa: E402,F401
 from ganzoo.methods import cogan  # noqa: E402,F401
 from ganzoo.methods import infogan  # noqa: E402,F401
+from ganzoo.methods import cyclegan  # noqa: E402,F401
