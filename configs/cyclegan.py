@@ -12,9 +12,10 @@ Variants:
     100 epochs at constant lr + 100 epochs of linear decay, an epoch being max(|trainA|, |trainB|)
     = 1,334 images (unaligned_dataset.py's __len__): 266,800 steps, decay from step 133,400.
   cpu: the run that fits this shared 2-core CPU: 64 px (load 72 = 64 * 286 / 256, crop 64),
-    resnet_6blocks (the reference's choice at 128 px and below), the rest as published, with
-    train.num_steps set on the command line (constant lr for the first half of the steps, then linear
-    decay: the 100 + 100 shape shrunk; experiments/results/cyclegan_horse2zebra.json).
+    resnet_6blocks (the reference's choice at 128 px and below), the rest as published (widths
+    included), 200 steps: constant lr for 100, then linear to 0 (the 100 + 100 epochs' shape shrunk to
+    0.15 of one epoch, what ~35 min buys at 8-13 s a step on this shared 2-core CPU;
+    experiments/results/cyclegan_horse2zebra.json).
   tfds: the same data from tfds `cycle_gan/horse2zebra` (splits trainA, trainB, testA, testB), prepared
     in TFDS_DATA_DIR (`tfds build cycle_gan/horse2zebra` on a machine with internet).
   128: 128 px (load 143), resnet_6blocks.
@@ -82,12 +83,12 @@ def get_config(arg=None):
       pass
     elif variant == "cpu":
       set_size(c, 64, "resnet_6blocks")
-      c.train.num_steps = 500       # ~4 s a step on this shared CPU: ~35 min
+      c.train.num_steps = 200
       for net in ("g", "d"):
-        c.nets[net].optim.decay_start = 250
+        c.nets[net].optim.decay_start = 100
       c.train.log_every = 10
-      c.train.sample_every = 100
-      c.train.checkpoint_every = 100
+      c.train.sample_every = 50
+      c.train.checkpoint_every = 50
     elif variant == "128":
       set_size(c, 128, "resnet_6blocks")
     elif variant == "tfds":

@@ -17,6 +17,7 @@ Sheet: blocks of six rows (A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B))) of th
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -41,13 +42,11 @@ def translate_all(method, state, name: str, x: np.ndarray, batch: int = 20) -> n
   return np.concatenate([np.asarray(fn(state, x[i:i + batch])) for i in range(0, len(x), batch)])
 
 
-def distances(extractor, real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-  """FID and KID (mean, std over 100 subsets) of fake against real, both float images in [-1, 1]."""
-  f_real = extractor.extract(inception.to_uint8(real))["features"]
-  f_fake = extractor.extract(inception.to_uint8(fake))["features"]
+def distances(f_real: np.ndarray, f_fake: np.ndarray) -> dict[str, float]:
+  """FID and KID (mean, std over 100 subsets of min(N_real, N_fake)) of Inception features f_fake against f_real."""
   kid, kid_std = kid_lib.kernel_inception_distance(f_real, f_fake, num_subsets=100, subset_size=1000)
   return {"fid": fid_lib.fid_from_features(f_fake, f_real), "kid": kid, "kid_std": kid_std,
-          "num_real": len(real), "num_fake": len(fake)}
+          "num_real": len(f_real), "num_fake": len(f_fake)}
 
 
 def main(argv=None):
@@ -59,6 +58,7 @@ def main(argv=None):
   p.add_argument("--blocks", type=int, default=2)
   p.add_argument("--wall_time_s", type=float, default=None, help="training wall time (default: from <workdir>.log)")
   p.add_argument("--note", default="", help="recorded in the json")
+  p.add_argument("--cache", default="", help="an .npz that keeps Inception features by image hash across calls")
   args = p.parse_args(argv)
 
   config = runs.load_run_config(args.workdir)
@@ -71,13 +71,24 @@ def main(argv=None):
 
   fake_b, fake_a = translate_all(method, state, "g_a", test_a), translate_all(method, state, "g_b", test_b)
   init = method.init(jax.random.PRNGKey(int(config.seed)))
+  cache = dict(np.load(args.cache)) if args.cache and os.path.exists(args.cache) else {}
+
+  def feats(x):   # once per image set; --cache keeps them by the images' sha256 (test and untrained sets)
+    images = inception.to_uint8(x)
+    key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+    if key not in cache:
+      cache[key] = extractor.extract(images)["features"]
+      if args.cache:
+        np.savez(args.cache, **cache)
+    return cache[key]
+
+  f_a, f_b, f_fake_b, f_fake_a = feats(test_a), feats(test_b), feats(fake_b), feats(fake_a)
+  f_init_b, f_init_a = feats(translate_all(method, init, "g_a", test_a)), feats(translate_all(method, init, "g_b", test_b))
   metrics = {
-      "A_to_B": distances(extractor, test_b, fake_b),
-      "B_to_A": distances(extractor, test_a, fake_a),
-      "reference_untranslated": {"A_vs_testB": distances(extractor, test_b, test_a),
-                                 "B_vs_testA": distances(extractor, test_a, test_b)},
-      "reference_untrained": {"A_to_B": distances(extractor, test_b, translate_all(method, init, "g_a", test_a)),
-                              "B_to_A": distances(extractor, test_a, translate_all(method, init, "g_b", test_b))},
+      "A_to_B": distances(f_b, f_fake_b),
+      "B_to_A": distances(f_a, f_fake_a),
+      "reference_untranslated": {"testA_vs_testB": distances(f_b, f_a), "testB_vs_testA": distances(f_a, f_b)},
+      "reference_untrained": {"A_to_B": distances(f_b, f_init_b), "B_to_A": distances(f_a, f_init_a)},
       "cycle_l1_test": {"A": float(np.abs(translate_all(method, state, "g_b", fake_b) - test_a).mean()),
                         "B": float(np.abs(translate_all(method, state, "g_a", fake_a) - test_b).mean())},
   }

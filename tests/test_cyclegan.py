@@ -167,15 +167,15 @@ def test_one_step_takes_g_and_d_gradients_at_the_old_networks():
       updates, _ = method.nets[name].tx.update(grads, state.nets[name].opt_state, p[name])
       return optax.apply_updates(p[name], updates)
 
-    g_grads = jax.grad(loss_g)({n: p[n] for n in ("g_a", "g_b")})
-    d_grads = jax.grad(loss_d)({n: p[n] for n in ("d_a", "d_b")}, p)
+    g_grads = jax.jit(jax.grad(loss_g))({n: p[n] for n in ("g_a", "g_b")})
+    d_grads = jax.jit(jax.grad(loss_d))({n: p[n] for n in ("d_a", "d_b")}, p)
     expected = {n: adam(n, {**g_grads, **d_grads}[n]) for n in cyclegan.NET_NAMES}
     assert_float64_close({n: new.nets[n].params for n in cyclegan.NET_NAMES}, expected)
     np.testing.assert_allclose(new.extras["pool_fake_b"], apply("g_a", p["g_a"], real["a"]), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(new.extras["pool_fake_a"], apply("g_b", p["g_b"], real["b"]), rtol=1e-12, atol=1e-12)
     assert int(new.extras["pool_fake_a_count"]) == 8
     g_new = {n: new.nets[n].params for n in ("g_a", "g_b")}
-    late = jax.grad(loss_d)({n: p[n] for n in ("d_a", "d_b")}, {**p, **g_new})
+    late = jax.jit(jax.grad(loss_d))({n: p[n] for n in ("d_a", "d_b")}, {**p, **g_new})
     diff = max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree.leaves(adam("d_a", late["d_a"])),
                                                           jax.tree.leaves(expected["d_a"])))
     assert diff > 1e-7, diff   # the order is visible: G_{t+1}'s fakes move D by more than 1e-9 (FLOAT64_TOL)
@@ -250,10 +250,14 @@ def test_translate_and_sheet_layout():
   method = methods.build(config, data)
   spec = method.translation_spec()
   assert spec == methods.TranslationSpec((16, 16, 3), ("A", "B"), "B")
-  state = method.init(jax.random.PRNGKey(0))
-  x = jnp.zeros((2, 16, 16, 3))
-  np.testing.assert_array_equal(method.translate(state, x), method.generate(state, "g_a", x))
-  np.testing.assert_array_equal(method.translate(state, x, "A"), method.generate(state, "g_b", x))
+  state = jax.jit(method.init)(jax.random.PRNGKey(0))
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), minval=-1.0, maxval=1.0)
+  both = jax.jit(lambda st, v: (method.translate(st, v), method.translate(st, v, "A"),
+                                method.generate(st, "g_a", v), method.generate(st, "g_b", v)))
+  to_b, to_a, g_a, g_b = both(state, x)
+  np.testing.assert_array_equal(to_b, g_a)
+  np.testing.assert_array_equal(to_a, g_b)
+  assert float(jnp.abs(g_a - g_b).max()) > 0   # two different networks
   with pytest.raises(ValueError, match="domain 'A' or 'B'"):
     method.translate(state, x, "C")
   # 6 columns (n = 36): rows A, G_A(A), G_B(G_A(A)), B, G_B(B), G_A(G_B(B)) of images 0..5
