@@ -83,6 +83,10 @@ class Phase(NamedTuple):
     after: optional `after(extras, metrics, step) -> extras`, after each update.
     prepare_once: prepare the whole batch once per update and split it into micro-batches (see
       the module docstring; memory of the whole batch).
+    prepare_extras: `prepare` returns (inputs, keys, extras), the new `state.extras`, made outside
+      the gradient with the frozen networks (CycleGAN's image pools, queried with G_t's fakes);
+      needs `prepare_once` (one preparation per update, at any grad_accum). The loss and `after`
+      see the new extras.
   """
   name: str
   trains: tuple[str, ...]
@@ -95,6 +99,7 @@ class Phase(NamedTuple):
   key: int | None = None
   after: Callable[..., dict[str, jax.Array]] | None = None
   prepare_once: bool = False
+  prepare_extras: bool = False
 
   @property
   def key_constant(self) -> int:
@@ -269,10 +274,18 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
   once = k == 1 or phase.prepare_once
   frozen.batch_size = method.batch_size if once else method.batch_size // k
 
+  if phase.prepare_extras and not phase.prepare_once:
+    raise ValueError(f"phase {phase.name!r}: prepare_extras needs prepare_once (one preparation per update)")
+  new_extras = []
+
   def prepare(d, key):
     d = to_float_pixels(d)   # k > 1: pixels of this micro-batch only (k == 1: converted by the step)
     if phase.prepare is not None:
-      inputs, keys = phase.prepare(frozen, d, key)
+      out = phase.prepare(frozen, d, key)
+      if phase.prepare_extras:
+        out, extras = out[:2], out[2]
+        new_extras.append(extras)
+      inputs, keys = out
     else:
       inputs, keys = ({} if d is None else dict(d)), {"rng": key}
     return {n: shard(v) for n, v in inputs.items()}, keys
@@ -280,6 +293,8 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
   if once:   # prepared first, before the power iteration: at k == 1 the program of the step before
     prepared = prepare(data, key)   # micro-batch preparation, op for op
     prepare = lambda d, key: prepared
+    if new_extras:
+      state = state.replace(extras=new_extras[0])
   new_sn = {n: nets_lib.normalize(specs[n], state.nets[n].params, state.nets[n].sn, update=True)[1] for n in trained}
   frozen_norm = {n: frozen.params(n) for n in others}
 

@@ -9,7 +9,8 @@ Config fields read from ``config.data`` (missing or None fields take the default
                'stl10', ...); 'npz' or 'folder' (with ``path``); 'ring8' or 'grid25' (synthetic 2-D).
   split:       'train' (default), 'test', or any tfds split string ('train[:90%]'); IDX files have
                'train' and 'test' (t10k), with tfds-style slices ('train[:50%]', 'train[30000:]').
-               Ignored by npz, folder.
+               Ignored by npz; for 'folder', the subfolder ``path/<split>`` when there is one
+               (CycleGAN's trainA/ testB/ ..., pix2pix's train/ val/ test/), else ignored.
   source:      'auto' (default), 'idx', 'tfds', 'npz', 'folder' or 'synthetic'. 'auto' picks
                synthetic for ring8/grid25, npz/folder for those names, IDX files for
                mnist/fashion_mnist when found (else tfds), and tfds for everything else.

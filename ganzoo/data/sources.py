@@ -645,6 +645,15 @@ def open_source(name: str, split: str = 'train', source: str = 'auto', data_dir:
     return ShapeOnlySource(name, known[0], known[1], str(e))
 
 
+def split_folder(path: str, split: str | None) -> str:
+  """The folder a 'folder' source reads: ``path/split`` when that is a folder (the split layouts:
+  CycleGAN's trainA/ trainB/ testA/ testB/, pix2pix's train/ val/ test/), else ``path`` itself
+  (a folder of images or of class subfolders; the split is then ignored, as before)."""
+  if split and '[' not in split and (pathlib.Path(path).expanduser() / split).is_dir():
+    return str(pathlib.Path(path) / split)
+  return path
+
+
 def _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes,
                  attributes=None):
   source = source or 'auto'
@@ -665,7 +674,7 @@ def _open_source(name, split, source, data_dir, path, image_size, center_crop, m
   if source == 'folder' or (source == 'auto' and name == 'folder'):
     if not path:
       raise ValueError("data.name='folder' needs data.path set to a folder of images.")
-    return FolderSource(path, **kw)
+    return FolderSource(split_folder(path, split), **kw)
   if source == 'idx' or (source == 'auto' and name in IDX_NAMES):
     found = (_idx_files(pathlib.Path(path).expanduser(), _idx_prefix(split))
              if path and source == 'idx' else find_idx(name, split, data_dir))
