@@ -65,6 +65,18 @@ def instance_noise(config: ml_collections.ConfigDict) -> InstanceNoise | None:
   return InstanceNoise(std, anneal)
 
 
+def refuse_instance_noise(config: ml_collections.ConfigDict, family: str) -> None:
+  """One-line error when instance noise is set for a family that does not take it.
+
+  The image-to-image families (pix2pix, CycleGAN, StarGAN) refuse it: their papers and reference
+  code train without it, and their D sees conditioned pairs, cycles and pooled fakes for which
+  Sønderby et al.'s recipe gives no placement. A silent no-op would let a user believe it ran.
+  """
+  if instance_noise(config) is not None:
+    raise ValueError(f"config.augment.instance_noise is not supported by the {family!r} family "
+                     "(its reference trains without it): set config.augment.instance_noise.std=0")
+
+
 def perturb(noise: InstanceNoise | None, x: jax.Array, key: jax.Array, step: jax.Array, tag: int,
             shard=lambda a: a) -> jax.Array:
   """x + sigma_t * N(0, I) drawn from fold_in(key, tag), sharded like a batch (`ctx.shard`); x itself

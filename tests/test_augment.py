@@ -99,7 +99,19 @@ def test_config_section_is_checked():
 
 
 # Every family with a discriminator but the gan family (tested above in detail); test_pair is a test family.
-NOISE_FAMILIES = [f for f in methods.names() if f not in ("gan", "test_pair")]
+# The image-to-image families refuse instance noise (test below).
+TRANSLATORS = ("cyclegan", "pix2pix", "stargan")
+NOISE_FAMILIES = [f for f in methods.names() if f not in ("gan", "test_pair") + TRANSLATORS]
+
+
+@pytest.mark.parametrize("family", TRANSLATORS)
+def test_translators_refuse_instance_noise(family):
+  """pix2pix, CycleGAN and StarGAN train without instance noise: setting it is a one-line error, not a no-op."""
+  config, data = methods.get(family).test_config()
+  methods.build(config, data)   # std 0 (the default) builds
+  config.augment.instance_noise.std = 0.1
+  with pytest.raises(ValueError, match=r"not supported by the '%s' family.*instance_noise.std=0" % family):
+    methods.build(config, data)
 
 
 @pytest.mark.parametrize("family", NOISE_FAMILIES)

@@ -59,6 +59,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import step as step_lib
@@ -201,6 +202,7 @@ class CycleGAN(methods.Method):
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
+    augment.refuse_instance_noise(config, 'cyclegan')
     m = config.model
     self.crop_size = int(m.crop_size)
     self.load_shape = tuple(data.image_shape)

@@ -75,6 +75,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import step as step_lib
@@ -240,6 +241,7 @@ class Pix2Pix(methods.Method):
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
+    augment.refuse_instance_noise(config, 'pix2pix')
     m = config.model
     shape = tuple(data.image_shape)
     if len(shape) != 3 or shape[1] < 2:

@@ -61,6 +61,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import regularizers
@@ -134,6 +135,7 @@ class StarGAN(methods.Method):
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
+    augment.refuse_instance_noise(config, 'stargan')
     m = config.model
     self.image_shape = tuple(int(s) for s in data.image_shape)
     self.attributes = selected_attributes(config.data)
