@@ -13,7 +13,6 @@ metric compares G2(z) with).
 import argparse
 import json
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,14 +62,8 @@ def main(argv=None):
   sheet = sampling.make_grid(np.concatenate(rows), nrow=args.columns)
   sampling.save_grid(args.out + ".png", sheet)
 
-  metrics = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl")) if line.strip()]
-  last = {k: v for m in metrics for k, v in m.items() if k.startswith("train/")}
-  sps = [m["perf/steps_per_sec"] for m in metrics if "perf/steps_per_sec" in m]
-  log = os.path.join(os.path.dirname(args.workdir.rstrip("/")), os.path.basename(args.workdir.rstrip("/")) + ".log")
-  wall = args.wall_time_s
-  if wall is None and os.path.exists(log):
-    found = re.findall(r"done: step \d+ in ([0-9.]+)s", open(log).read())
-    wall = float(found[-1]) if found else None
+  record = runs.training_record(args.workdir, args.wall_time_s)
+  last, sps, wall = record["last_train"], record["steps_per_sec"], record["wall_time_s"]
   out = {
       "paper": "Liu & Tuzel 2016, arXiv:1606.07536 (CoGAN), digit <-> edge task on Fashion-MNIST",
       "command": args.command, "note": args.note, "workdir": args.workdir, "step": int(step), "wall_time_s": wall,

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,14 +101,8 @@ def main(argv=None):
     rows += [a, fb, translate_all(method, state, "g_b", fb), bb, fa, translate_all(method, state, "g_a", fa)]
   sampling.save_grid(args.out + ".png", sampling.make_grid(np.concatenate(rows), nrow=w))
 
-  logged = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl")) if line.strip()]
-  last = {k: v for m in logged for k, v in m.items() if k.startswith("train/")}
-  sps = [m["perf/steps_per_sec"] for m in logged if "perf/steps_per_sec" in m]
-  log = args.workdir.rstrip("/") + ".log"
-  wall = args.wall_time_s
-  if wall is None and os.path.exists(log):
-    found = re.findall(r"done: step \d+ in ([0-9.]+)s", open(log).read())
-    wall = float(found[-1]) if found else None
+  record = runs.training_record(args.workdir, args.wall_time_s)
+  last, sps, wall = record["last_train"], record["steps_per_sec"], record["wall_time_s"]
   m = config.model
   out = {
       "paper": "Zhu et al. 2017, arXiv:1703.10593 (CycleGAN); reference junyanz/pytorch-CycleGAN-and-pix2pix",

@@ -25,7 +25,6 @@ Writes <out>.json and <out>.png (rows input | output | target of the first --she
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 
@@ -110,14 +109,8 @@ def main(argv=None):
   sheet = np.asarray(pix2pix.triplet_sheet(jnp.asarray(inputs[:k]), jnp.asarray(outputs[:k]), jnp.asarray(targets[:k])))
   sampling.save_grid(args.out + ".png", sampling.make_grid(sheet[None], nrow=1))
 
-  metrics = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl")) if line.strip()]
-  last = {k_: v for m in metrics for k_, v in m.items() if k_.startswith("train/")}
-  sps = [m["perf/steps_per_sec"] for m in metrics if "perf/steps_per_sec" in m]
-  log = args.workdir.rstrip("/") + ".log"
-  wall = args.wall_time_s
-  if wall is None and os.path.exists(log):
-    found = re.findall(r"done: step \d+ in ([0-9.]+)s", open(log).read())
-    wall = float(found[-1]) if found else None
+  record = runs.training_record(args.workdir, args.wall_time_s)
+  last, sps, wall = record["last_train"], record["steps_per_sec"], record["wall_time_s"]
   m = config.model
   out = {
       "paper": "Isola et al. 2017, arXiv:1611.07004 (pix2pix), facades labels -> photo",

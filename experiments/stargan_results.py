@@ -20,7 +20,6 @@ the first test image of class j): row 0 the inputs, row k + 1 their translations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
@@ -128,16 +127,8 @@ def main(argv=None):
   sheet = sampling.make_grid(np.concatenate(rows), nrow=len(cols))
   sampling.save_grid(args.out + ".png", sheet)
 
-  metrics = [json.loads(line) for line in open(os.path.join(args.workdir, "metrics.jsonl")) if line.strip()]
-  last = {}
-  for m in metrics:
-    last.update({k: v for k, v in m.items() if k.startswith("train/")})
-  sps = [m["perf/steps_per_sec"] for m in metrics if "perf/steps_per_sec" in m]
-  log = args.workdir.rstrip("/") + ".log"
-  wall = None
-  if os.path.exists(log):
-    found = re.findall(r"done: step \d+ in ([0-9.]+)s", open(log, errors="replace").read())
-    wall = float(found[-1]) if found else None
+  record = runs.training_record(args.workdir)
+  last, sps, wall = record["last_train"], record["steps_per_sec"], record["wall_time_s"]
   m = config.model
   out = {
       "paper": "Choi et al. 2018, arXiv:1711.09020 (StarGAN); reference yunjey/stargan",

@@ -98,3 +98,21 @@ def restore_state(method: methods.Method, workdir: str) -> tuple[TrainState, int
   if restored is None:
     raise ValueError(f"no checkpoint in {workdir}/checkpoints; train first (python -m ganzoo.main ...)")
   return restored
+
+
+def training_record(workdir: str, wall_time_s: float | None = None) -> dict:
+  """What a finished run logged, for results files: {'last_train': the newest value of each train/*
+  scalar in metrics.jsonl, 'steps_per_sec': every logged perf/steps_per_sec, 'wall_time_s':
+  `wall_time_s`, else the last "done: step N in Xs" line of the console log <workdir>.log (None
+  when neither is there)}."""
+  import json  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  lines = [json.loads(line) for line in paths.read_text(os.path.join(workdir, "metrics.jsonl")).splitlines()
+           if line.strip()]
+  last = {k: v for m in lines for k, v in m.items() if k.startswith("train/")}
+  sps = [m["perf/steps_per_sec"] for m in lines if "perf/steps_per_sec" in m]
+  log = workdir.rstrip("/") + ".log"
+  if wall_time_s is None and os.path.exists(log):
+    found = re.findall(r"done: step \d+ in ([0-9.]+)s", open(log, errors="replace").read())
+    wall_time_s = float(found[-1]) if found else None
+  return {"last_train": last, "steps_per_sec": sps, "wall_time_s": wall_time_s}
