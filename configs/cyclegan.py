@@ -83,12 +83,12 @@ def get_config(arg=None):
       pass
     elif variant == "cpu":
       set_size(c, 64, "resnet_6blocks")
-      c.train.num_steps = 200
+      c.train.num_steps = EPOCH          # one epoch: constant lr for half, then linear to 0
       for net in ("g", "d"):
-        c.nets[net].optim.decay_start = 100
-      c.train.log_every = 10
-      c.train.sample_every = 50
-      c.train.checkpoint_every = 50
+        c.nets[net].optim.decay_start = EPOCH // 2
+      c.train.log_every = 20
+      c.train.sample_every = 200
+      c.train.checkpoint_every = 100
     elif variant == "128":
       set_size(c, 128, "resnet_6blocks")
     elif variant == "tfds":
