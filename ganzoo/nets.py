@@ -11,6 +11,9 @@ network's config section `config.nets.<name>`:
                       momentum and its linear ramp to momentum_final (momentum_start,
                       momentum_saturate: train steps)
   nets.<name>.sn      enabled, n_power_iterations, eps, include, exclude (regexes on param paths)
+  nets.<name>.eqlr    equalized learning rate (`ganzoo.equalized_lr`): enabled, include, exclude
+                      (regexes on kernel paths), lr_mul (the multiplier m) for the kernels whose path
+                      matches lr_mul_include (every included kernel when None; others m = 1), gain
   nets.<name>.ema     decay (0 = off), start (train step from which the EMA averages)
   nets.<name>.ortho   orthogonal-regularization weight (BigGAN: 1e-4 on G)
   nets.<name>.clip    weight-clipping bound c after each update (WGAN: 0.01 on D; 0 = off)
@@ -28,6 +31,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganzoo import equalized_lr as eqlr_lib
 from ganzoo import regularizers
 from ganzoo import spectral_norm as sn_lib
 from ganzoo.state import NetState
@@ -46,6 +50,7 @@ class NetSpec(NamedTuple):
   ema_start: int = 0
   ortho: float = 0.0
   clip: float = 0.0
+  eqlr: eqlr_lib.EqualizedLR | None = None   # None: plain weights
 
   @property
   def has_ema(self) -> bool:
@@ -67,6 +72,9 @@ def net_config(**optim: Any) -> ml_collections.ConfigDict:
       sn=dict(enabled=False, n_power_iterations=1, eps=1e-12,
               include=ml_collections.FieldReference(None, field_type=str),
               exclude=ml_collections.FieldReference(None, field_type=str)),
+      eqlr=dict(enabled=False, include=ml_collections.FieldReference(None, field_type=str),
+                exclude=ml_collections.FieldReference(None, field_type=str), lr_mul=1.0,
+                lr_mul_include=ml_collections.FieldReference(None, field_type=str), gain=1.0),
       ema=dict(decay=0.0, start=0),
       ortho=0.0,
       clip=0.0))
@@ -173,6 +181,18 @@ def build_sn(cfg: ml_collections.ConfigDict) -> sn_lib.SpectralNorm:
                               include=cfg.get("include", None), exclude=cfg.get("exclude", None))
 
 
+def build_eqlr(cfg: ml_collections.ConfigDict | None) -> eqlr_lib.EqualizedLR | None:
+  """Equalized learning rate from `nets.<name>.eqlr` (None when disabled or absent: a config.json
+  written before the section existed)."""
+  if cfg is None or not cfg.get("enabled", False):
+    return None
+  pattern = cfg.get("lr_mul_include", None)
+  lr_mul = float(cfg.get("lr_mul", 1.0))
+  return eqlr_lib.equalized_lr(include=cfg.get("include", None), exclude=cfg.get("exclude", None),
+                               lr_mul=[(pattern if pattern is not None else ".*", lr_mul)],
+                               gain=float(cfg.get("gain", 1.0)))
+
+
 def build_spec(module: nn.Module, cfg: ml_collections.ConfigDict, num_steps: int, updates_per_step: int = 1,
                lazy_ratio: float = 1.0, updates_until: Callable[[int], int] | None = None) -> NetSpec:
   """A NetSpec for `module` from its section `cfg` = config.nets.<name>.
@@ -191,7 +211,7 @@ def build_spec(module: nn.Module, cfg: ml_collections.ConfigDict, num_steps: int
   ramp = tuple(int(updates_until(int(cfg.optim.get(k, 0)))) for k in ("momentum_start", "momentum_saturate"))
   return NetSpec(module=module, tx=build_optimizer(cfg.optim, num_updates, decay_start, lazy_ratio, ramp),
                  sn=build_sn(cfg.sn), ema_decay=float(cfg.ema.decay), ema_start=int(cfg.ema.start),
-                 ortho=float(cfg.ortho), clip=float(cfg.clip))
+                 ortho=float(cfg.ortho), clip=float(cfg.clip), eqlr=build_eqlr(cfg.get("eqlr", None)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +222,14 @@ def variables(params: PyTree, batch_stats: PyTree) -> dict[str, PyTree]:
 
 
 def init_net(spec: NetSpec, variables_: dict[str, PyTree], rng_sn: jax.Array) -> NetState:
-  """A NetState from the module's initial variables ({'params', ['batch_stats']})."""
+  """A NetState from the module's initial variables ({'params', ['batch_stats']}).
+
+  With equalized LR the module's initial kernels are redrawn as stored N(0, 1) / m weights
+  (`EqualizedLR.init`, from a key folded out of `rng_sn`, so runs without it keep their keys).
+  """
   params = variables_["params"]
+  if spec.eqlr is not None:
+    params = spec.eqlr.init(params, jax.random.fold_in(rng_sn, 0x45514C52))
   batch_stats = variables_.get("batch_stats", {})
   copy = lambda t: jax.tree.map(jnp.copy, t)  # distinct buffers: a donated step needs them
   return NetState(params=params, opt_state=spec.tx.init(params), batch_stats=batch_stats,
@@ -212,7 +238,12 @@ def init_net(spec: NetSpec, variables_: dict[str, PyTree], rng_sn: jax.Array) ->
 
 
 def normalize(spec: NetSpec, params: PyTree, sn_state: PyTree, update: bool = False) -> tuple[PyTree, PyTree]:
-  """(W / sigma(W) for the SN-selected leaves, new SN state); identity without SN."""
+  """(effective params, new SN state): the equalized-LR scale (when on), then W / sigma(W) for the
+  SN-selected leaves; identity without either. Every forward of every family goes through here, so
+  a param transform set in `nets.<name>` applies everywhere (training, sampling, evaluation).
+  (With both on, SN cancels the equalized-LR scale of the leaves it normalizes: sigma(cW) = c sigma(W).)"""
+  if spec.eqlr is not None:
+    params = spec.eqlr.apply(params)
   return spec.sn.apply(params, sn_state, update=update)
 
 
