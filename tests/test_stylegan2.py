@@ -1,0 +1,210 @@
+"""Tests for ganzoo.models.stylegan2: demodulation, the FIR resampling, minibatch stddev, the
+parameter counts of the stylegan2-ada-pytorch presets, and the tiny preset's shapes."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ganzoo.models import stylegan2 as sg
+
+
+# ---------------------------------------------------------------------------------------------
+# Demodulation.
+
+def test_demodulation_gives_unit_variance_per_output_map():
+  """arXiv:1912.04958 Sec. 2.2: with iid unit-variance inputs, output map o of a demodulated conv has
+  variance sum_{k,i} w''_{k,i,o}^2 = S / (S + 1e-8), S = sum (w s)^2, i.e. 1 for every sample and map,
+  whatever the styles; without demodulation it is S (here far from 1)."""
+  rng = np.random.RandomState(0)
+  n, cin, cout = 3, 8, 5
+  kernel = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) * 0.7, jnp.float32)
+  styles = jnp.asarray(rng.uniform(0.2, 3.0, size=(n, cin)), jnp.float32)
+  # The per-sample demodulated weights, read off the layer by linearity: the response to a unit
+  # impulse at input pixel (2, 2) of channel i is w''[., ., i, o] (flipped; the sum of squares does
+  # not care).
+  sq = np.zeros((n, cout))
+  for i in range(cin):
+    x = np.zeros((n, 5, 5, cin), np.float32)
+    x[:, 2, 2, i] = 1.0
+    y = np.asarray(sg.modulated_conv(jnp.asarray(x), kernel, styles), np.float64)
+    sq += np.sum(np.square(y[:, 1:4, 1:4, :]), axis=(1, 2))
+  # float32: each weight is a product of 3 roundings and a rsqrt (4 * 2^-24 relative), so each
+  # squared weight is within 1e-6 relative; the sum too.
+  np.testing.assert_allclose(sq, 1.0, rtol=1e-6)
+  s_plain = np.sum(np.square(np.asarray(kernel)[None] * np.asarray(styles)[:, None, None, :, None]), axis=(1, 2, 3))
+  assert np.all(np.abs(s_plain - 1) > 0.5)   # the undemodulated variances are not 1
+
+  # Empirically, 1x1 kernels (independent pixels): the sample variance of M = N * 96 * 96 iid
+  # outputs of variance 1 has sd sqrt(2 / M) = 0.0085 per (sample, map) with M = 96^2: 5 sd = 0.043.
+  k1 = jnp.asarray(rng.normal(size=(1, 1, 16, 4)), jnp.float32)
+  s1 = jnp.asarray(rng.uniform(0.2, 3.0, size=(2, 16)), jnp.float32)
+  x = jax.random.normal(jax.random.key(0), (2, 96, 96, 16))
+  y = np.asarray(sg.modulated_conv(x, k1, s1), np.float64)
+  var = y.reshape(2, -1, 4).var(axis=1)
+  assert np.all(np.abs(var - 1.0) < 5 * math.sqrt(2 / 96 ** 2)), var
+  y0 = np.asarray(sg.modulated_conv(x, k1, s1, demodulate=False), np.float64)
+  assert np.all(np.abs(y0.reshape(2, -1, 4).var(axis=1) - 1.0) > 0.5)
+
+
+def test_modulated_conv_up_equals_per_sample_weights():
+  """The unfused path (x * s -> conv -> * d) equals a conv with each sample's own weights w s d."""
+  rng = np.random.RandomState(1)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 4, 6)), jnp.float32)
+  styles = jnp.asarray(rng.uniform(0.5, 2.0, size=(2, 4)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(2, 4, 4, 4)), jnp.float32)
+  for up in (1, 2):
+    y = sg.modulated_conv(x, kernel, styles, up=up)
+    assert y.shape == (2, 4 * up, 4 * up, 6)
+    for b in range(2):
+      w = kernel * styles[b][None, None, :, None]
+      w = w / jnp.sqrt(jnp.sum(w ** 2, axis=(0, 1, 2), keepdims=True) + 1e-8)
+      ref = sg.conv2d(x[b:b + 1], w, up=up)
+      # Same ops up to the order of the scaling: float32 sums of 36 terms, |terms| <~ 3: 1e-5.
+      np.testing.assert_allclose(y[b:b + 1], ref, atol=2e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# FIR resampling and minibatch stddev.
+
+def test_fir_filter_and_resampling_keep_constants():
+  f = sg.fir_filter()
+  np.testing.assert_allclose(f[0], np.array([1, 3, 3, 1]) / 64.0)   # outer([1,3,3,1]) / 64
+  x = jnp.ones((1, 8, 8, 2))
+  up = np.asarray(sg.upsample2d(x))
+  assert up.shape == (1, 16, 16, 2)
+  # Zero insertion keeps 1 pixel in 4; the filter's gain 4 restores the mean (interior exactly 1:
+  # sums of 16 products of dyadic fractions are exact in float32).
+  np.testing.assert_array_equal(up[0, 2:-2, 2:-2], 1.0)
+  down = np.asarray(sg.conv2d(x, jnp.ones((3, 3, 2, 1)) / 18.0, down=2))
+  assert down.shape == (1, 4, 4, 1)
+  np.testing.assert_allclose(down[0, 1:-1, 1:-1], 1.0, rtol=1e-6)
+
+
+def test_minibatch_stddev_groups():
+  # N = 4, group size 2: samples {0, 2} and {1, 3} form the groups (the reference's reshape).
+  x = np.zeros((4, 2, 2, 2), np.float32)
+  x[0], x[2] = 1.0, 3.0   # group {0, 2}: sd 1 everywhere
+  x[1], x[3] = 5.0, 5.0   # group {1, 3}: sd 0
+  y = np.asarray(sg.minibatch_stddev(jnp.asarray(x), group_size=2))
+  assert y.shape == (4, 2, 2, 3)
+  np.testing.assert_allclose(y[[0, 2], ..., 2], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(y[[1, 3], ..., 2], math.sqrt(1e-8), rtol=1e-4)
+  np.testing.assert_array_equal(y[..., :2], x)
+  with pytest.raises(ValueError, match="group size"):
+    sg.minibatch_stddev(jnp.zeros((6, 2, 2, 2)), group_size=4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter counts against the published architecture.
+
+def _c(res, base, cmax):
+  return min(base // res, cmax)
+
+
+def _published_counts(resolution, channel_base, channel_max, z_dim, w_dim, map_layers, d_architecture, img=3):
+  """Parameter counts of G and D written out from the layer list of stylegan2-ada-pytorch
+  training/networks.py (weights + biases per layer), independently of the model under test:
+
+  G: mapping fc_i (in -> w_dim, + bias) x map_layers; const C4 x 4 x 4; per resolution r, synthesis
+     layers (affine w_dim -> C_in + bias, weight C_out C_in 3 3, noise strength 1, bias C_out): one
+     (C4 -> C4) at r = 4, two (C(r/2) -> C(r), C(r) -> C(r)) above; and a toRGB per r (affine
+     w_dim -> C(r) + bias, weight 3 C(r), bias 3).
+  D: per resolution r = R .. 8: fromRGB at R (3 C(R) + C(R)), conv0 (9 C(r)^2 + C(r)), conv1
+     (9 C(r) C(r/2) + C(r/2)), 'resnet' skip (C(r) C(r/2), no bias); epilogue: conv
+     (9 (C4 + 1) C4 + C4, the +1 is the minibatch-stddev map), fc (16 C4 C4 + C4), out (C4 + 1).
+  """
+  ch = lambda r: _c(r, channel_base, channel_max)
+  g = sum((z_dim if i == 0 else w_dim) * w_dim + w_dim for i in range(map_layers))
+  g += ch(4) * 16
+  synth = lambda cin, cout: (w_dim * cin + cin) + cout * cin * 9 + 1 + cout
+  torgb = lambda cin: (w_dim * cin + cin) + img * cin + img
+  log2 = int(math.log2(resolution))
+  for r in [2 ** i for i in range(2, log2 + 1)]:
+    if r == 4:
+      g += synth(ch(4), ch(4))
+    else:
+      g += synth(ch(r // 2), ch(r)) + synth(ch(r), ch(r))
+    g += torgb(ch(r))
+  d = img * ch(resolution) + ch(resolution)
+  for r in [2 ** i for i in range(log2, 2, -1)]:
+    d += 9 * ch(r) * ch(r) + ch(r) + 9 * ch(r) * ch(r // 2) + ch(r // 2)
+    if d_architecture == "resnet":
+      d += ch(r) * ch(r // 2)
+  c4 = ch(4)
+  d += 9 * (c4 + 1) * c4 + c4 + 16 * c4 * c4 + c4 + c4 + 1
+  return g, d
+
+
+def _model_counts(size):
+  p = sg.PRESETS[size]
+  r = p["resolution"]
+  g, d = sg.build(ml_collections.ConfigDict({"size": size}), (r, r, 3))
+  z = jax.ShapeDtypeStruct((4, p["z_dim"]), jnp.float32)
+  x = jax.ShapeDtypeStruct((min(p["mbstd_group"], 8) * 4, r, r, 3), jnp.float32)
+  count = lambda t: sum(math.prod(v.shape) for v in jax.tree.leaves(t))
+  gv = jax.eval_shape(lambda z: g.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, z), z)
+  dv = jax.eval_shape(lambda x: d.init(jax.random.key(0), x), x)
+  return count(gv["params"]), count(dv["params"])
+
+
+# The official code prints these totals (training_loop's print_module_summary): D 29,012,513 at
+# 1024 with fmaps 1 (a 1024 'auto' run's log, whose G with 2 mapping layers has 28,794,124 =
+# 30,370,060 - 6 x 262,656: the stylegan2 preset's G with its 8 mapping layers is 30,370,060).
+# The written-out list reproduces them, and the model equals the list for every preset.
+OFFICIAL = {"stylegan2": (30_370_060, 29_012_513)}
+
+
+@pytest.mark.parametrize("size", ["cifar", "paper256", "stylegan2", "tiny"])
+def test_parameter_counts_match_published_architecture(size):
+  p = sg.PRESETS[size]
+  expected = _published_counts(p["resolution"], p["channel_base"], p["channel_max"], p["z_dim"], p["w_dim"],
+                               p["map_layers"], p["d_architecture"])
+  if size in OFFICIAL:
+    assert expected == OFFICIAL[size]
+  assert _model_counts(size) == expected
+
+
+def test_presets_follow_train_py():
+  # cfg_specs: channel_base = fmaps * 32768 (cifar 1, paper256 0.5, stylegan2 1), map, mbstd.
+  assert (sg.PRESETS["cifar"]["channel_base"], sg.PRESETS["cifar"]["map_layers"], sg.PRESETS["cifar"]["mbstd_group"]) == (32768, 2, 32)
+  assert (sg.PRESETS["paper256"]["channel_base"], sg.PRESETS["paper256"]["map_layers"],
+          sg.PRESETS["paper256"]["mbstd_group"]) == (16384, 8, 8)
+  assert (sg.PRESETS["stylegan2"]["channel_base"], sg.PRESETS["stylegan2"]["mbstd_group"]) == (32768, 4)
+  assert sg.PRESETS["cifar"]["d_architecture"] == "orig"
+  assert [sg.channels(r, 16384, 512) for r in (4, 32, 64, 128, 256)] == [512, 512, 256, 128, 64]
+  assert sg.num_ws(1024) == 18 and sg.num_ws(32) == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny preset end to end.
+
+def test_tiny_generator_and_discriminator():
+  g, d = sg.build(ml_collections.ConfigDict({"size": "tiny"}), (16, 16, 3))
+  z = jax.random.normal(jax.random.key(0), (8, 16))
+  gv = jax.jit(g.init)({"params": jax.random.key(1), "dropout": jax.random.key(2)}, z)
+  img = jax.jit(lambda v, z: g.apply(v, z, rngs={"dropout": jax.random.key(3)}))(gv, z)
+  assert img.shape == (8, 16, 16, 3) and bool(jnp.all(jnp.isfinite(img)))
+  w = jax.jit(lambda v, z: g.apply(v, z, method="mapping"))(gv, z)
+  assert w.shape == (8, 16)
+  ws = jnp.broadcast_to(w[:, None], (8, sg.num_ws(16), 16))
+  plain = jax.jit(g.apply)(gv, z)
+  np.testing.assert_allclose(jax.jit(lambda v, ws: g.apply(v, ws, None, method="synthesis"))(gv, ws), plain,
+                             rtol=1e-6, atol=1e-6)
+  # Noise strength starts at 0: the noise does not change the output at init.
+  np.testing.assert_allclose(img, plain, rtol=1e-6, atol=1e-6)
+  # The mapping layers' paths carry 'mapping' (the equalized-LR multiplier 0.01 selects them).
+  paths = ["/".join(str(k.key) for k in kp) for kp, _ in jax.tree_util.tree_flatten_with_path(gv["params"])[0]]
+  assert sum("mapping" in p for p in paths) == 4
+  dv = jax.jit(d.init)(jax.random.key(4), img)
+  logits = jax.jit(d.apply)(dv, img)
+  assert logits.shape == (8,)
+  # w_avg: lerp(mean w, w_avg, 0.995).
+  avg = sg.update_w_avg(jnp.zeros(16), w)
+  np.testing.assert_allclose(avg, 0.005 * jnp.mean(w, axis=0), rtol=1e-5)
+  np.testing.assert_allclose(sg.truncate(ws, avg, 0.0), jnp.broadcast_to(avg[None, None], ws.shape), rtol=1e-6)
+  with pytest.raises(ValueError, match="image_size"):
+    sg.build(ml_collections.ConfigDict({"size": "tiny"}), (32, 32, 3))
