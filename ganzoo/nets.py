@@ -46,7 +46,7 @@ class NetSpec(NamedTuple):
   module: nn.Module
   tx: optax.GradientTransformation
   sn: sn_lib.SpectralNorm
-  ema_decay: float = 0.0
+  ema_decay: float | Callable[[jax.Array], jax.Array] = 0.0   # or a schedule of the completed steps
   ema_start: int = 0
   ortho: float = 0.0
   clip: float = 0.0
@@ -54,7 +54,7 @@ class NetSpec(NamedTuple):
 
   @property
   def has_ema(self) -> bool:
-    return self.ema_decay > 0
+    return callable(self.ema_decay) or self.ema_decay > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,25 +273,28 @@ def inference_variables(spec: NetSpec, net: NetState, use_ema: bool = True) -> t
 
 
 def ema_update(spec: NetSpec, ema: PyTree, new: PyTree, step: jax.Array) -> PyTree:
-  """decay * ema + (1 - decay) * new, with decay = 0 before `ema.start` (BigGAN-PyTorch utils.ema)."""
-  decay = jnp.where(step >= spec.ema_start, spec.ema_decay, 0.0)
+  """decay * ema + (1 - decay) * new, with decay = 0 before `ema.start` (BigGAN-PyTorch utils.ema);
+  a callable `ema_decay` is evaluated at `step` (StyleGAN2's half-life in images with ramp-up)."""
+  decay = spec.ema_decay(step) if callable(spec.ema_decay) else spec.ema_decay
+  decay = jnp.where(step >= spec.ema_start, decay, 0.0)
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
 
 
 def apply_grads(spec: NetSpec, net: NetState, grads: PyTree, step: jax.Array, batch_stats: PyTree,
-                sn_state: PyTree) -> NetState:
+                sn_state: PyTree, update_ema: bool = True) -> NetState:
   """One optimizer update of a network, then weight clipping and the EMA.
 
   The EMA covers the batch statistics too (BigGAN-PyTorch's `ema` averages the whole state dict,
   buffers included), so an EMA generator is sampled with statistics that match its weights.
-  `step` is the number of completed train steps (the EMA starts at `ema.start`).
+  `step` is the number of completed train steps (the EMA starts at `ema.start`). `update_ema=False`
+  leaves the EMA as it is (a phase that is not the step's last update of this network).
   """
   updates, opt_state = spec.tx.update(grads, net.opt_state, net.params)
   params = optax.apply_updates(net.params, updates)
   if spec.clip > 0:
     params = regularizers.clip_weights(params, spec.clip)
   ema, ema_bs = net.ema, net.ema_batch_stats
-  if spec.has_ema:
+  if spec.has_ema and update_ema:
     ema = ema_update(spec, ema, params, step)
     ema_bs = ema_update(spec, ema_bs, batch_stats, step)
   return NetState(params=params, opt_state=opt_state, batch_stats=batch_stats, sn=sn_state, ema=ema,

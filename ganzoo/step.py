@@ -87,6 +87,8 @@ class Phase(NamedTuple):
       the gradient with the frozen networks (CycleGAN's image pools, queried with G_t's fakes);
       needs `prepare_once` (one preparation per update, at any grad_accum). The loss and `after`
       see the new extras.
+    ema: the update moves the trained networks' EMAs (False for a phase followed by another update
+      of the same network in the step, so the EMA moves once per step, as stylegan2-ada's).
   """
   name: str
   trains: tuple[str, ...]
@@ -100,6 +102,7 @@ class Phase(NamedTuple):
   after: Callable[..., dict[str, jax.Array]] | None = None
   prepare_once: bool = False
   prepare_extras: bool = False
+  ema: bool = True
 
   @property
   def key_constant(self) -> int:
@@ -317,7 +320,8 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
                                                        once=phase.prepare_once)
   new_nets = dict(state.nets)
   for n in trained:
-    new_nets[n] = nets_lib.apply_grads(specs[n], state.nets[n], grads[n], state.step, bs[n], sn_state[n])
+    new_nets[n] = nets_lib.apply_grads(specs[n], state.nets[n], grads[n], state.step, bs[n], sn_state[n],
+                                       update_ema=phase.ema)
   metrics = dict(metrics)
   metrics[f"{phase.name}_grad_norm"] = nets_lib.global_norm(grads)
   state = state.replace(nets=new_nets)

@@ -131,6 +131,8 @@ def conv2d(x: Array, kernel: Array, up: int = 1, down: int = 1) -> Array:
   down: the filter with padding 2 (k = 3) or 1 (k = 1) then the conv with stride 2 (-> H / 2)."""
   k = kernel.shape[0]
   dn = ("NHWC", "HWIO", "NHWC")
+  dtype = jnp.result_type(x, kernel)   # float32 images into a float64 network compute in float64
+  x, kernel = x.astype(dtype), kernel.astype(dtype)
   if up > 1:
     if k != 3:
       raise ValueError(f"2x upsampling conv is built for 3x3 kernels (the synthesis layers); got {k}x{k}")
@@ -252,12 +254,12 @@ def minibatch_stddev(x: Array, group_size: int | None, num_channels: int = 1) ->
   if n % g or c % f:
     raise ValueError(f"minibatch stddev: the batch {n} must be a multiple of the group size {g} and the "
                      f"{c} channels of mbstd_channels {f}; set model.mbstd_group to a divisor of the batch")
-  y = x.reshape(g, n // g, h, w, f, c // f).astype(jnp.float32)
+  y = x.reshape(g, n // g, h, w, f, c // f)
   y = y - jnp.mean(y, axis=0, keepdims=True)
   y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)        # [n/G, H, W, F, c]
   y = jnp.mean(y, axis=(1, 2, 4))                              # [n/G, F]
   y = jnp.tile(y, (g, 1))[:, None, None, :]                    # sample i -> group row i mod n/G
-  y = jnp.broadcast_to(y, (n, h, w, f)).astype(x.dtype)
+  y = jnp.broadcast_to(y, (n, h, w, f))
   return jnp.concatenate([x, y], axis=-1)
 
 
@@ -271,7 +273,7 @@ class MappingNetwork(nn.Module):
 
   @nn.compact
   def __call__(self, z):
-    x = pixel_norm(z.astype(jnp.float32))
+    x = pixel_norm(z)
     for i in range(self.num_layers):
       x = FC(self.w_dim, activation=True, name=f"fc{i}")(x)
     return x
@@ -339,10 +341,12 @@ class Generator(nn.Module):
   def num_ws(self) -> int:
     return num_ws(self.resolution)
 
-  def mapping(self, z):
+  def mapping(self, z, train: bool = True):
+    del train
     return self.mapping_net(z)
 
-  def synthesis(self, ws, noise_rng=None):
+  def synthesis(self, ws, noise_rng=None, train: bool = True):
+    del train
     return self.synthesis_net(ws, noise_rng)
 
   def __call__(self, z, y=None, train: bool = True, ws_out: bool = False):
