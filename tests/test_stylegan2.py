@@ -208,3 +208,112 @@ def test_tiny_generator_and_discriminator():
   np.testing.assert_allclose(sg.truncate(ws, avg, 0.0), jnp.broadcast_to(avg[None, None], ws.shape), rtol=1e-6)
   with pytest.raises(ValueError, match="image_size"):
     sg.build(ml_collections.ConfigDict({"size": "tiny"}), (32, 32, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# The family's training rules (ganzoo/methods/stylegan2.py).
+
+def _family(**loss):
+  from ganzoo import methods  # pylint: disable=g-import-not-at-top
+  config, data = methods.get("stylegan2").test_config()
+  config.loss.update(loss)
+  return methods.build(config, data), config
+
+
+def test_lazy_regularization_phases_and_adam_rescaling():
+  """R1 every 16 and path length every 4: each regularizer's loss is multiplied by its interval, and
+  the network's Adam gets lr * k / (k + 1) and betas ** (k / (k + 1)) (arXiv:1912.04958 App. B)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  method, config = _family(r1_every=16, pl_every=4)
+  by_name = {p.name: p for p in method.phases}
+  assert (by_name["d_reg"].every, by_name["d_reg"].scale) == (16, 16.0)
+  assert (by_name["g_reg"].every, by_name["g_reg"].scale) == (4, 4.0)
+  assert [p.name for p in method.plan(0).phases] == ["g", "g_reg", "d", "d_reg"]
+  assert [p.name for p in method.plan(4).phases] == ["g", "g_reg", "d"]
+  assert [p.name for p in method.plan(1).phases] == ["g", "d"]
+  # The EMA moves once per step, after G's last update.
+  assert [p.ema for p in method.plan(4).phases if p.trains == ("g",)] == [False, True]
+  assert method.plan(1).phases[0].ema
+  lr = config.nets.d.optim.lr
+  # t = 200 Adam steps with gradient 1, then one with 10 (b1 = 0): that update is
+  # -lr' * 10 / sqrt(v_hat), v_hat = (b2' (1 - b2'^t) + (1 - b2') 100) / (1 - b2'^(t+1)): it shows lr' and b2'.
+  t = 200
+
+  def adam_update(lr_, b2):
+    v_hat = (b2 * (1 - b2 ** t) + (1 - b2) * 100.0) / (1 - b2 ** (t + 1))
+    return -lr_ * 10.0 / (math.sqrt(v_hat) + 1e-8)
+
+  for net, k in (("d", 16), ("g", 4)):
+    r = k / (k + 1)
+    tx = method.nets[net].tx
+    p = {"w": jnp.zeros(())}
+    s = tx.init(p)
+    step = jax.jit(tx.update)
+    for _ in range(t):
+      _, s = step({"w": jnp.ones(())}, s, p)
+    u, _ = step({"w": jnp.full((), 10.0)}, s, p)
+    # float32 Adam over 200 steps: v accumulates ~200 roundings of 2^-24 relative, 1e-5 relative in
+    # all; b2 unrescaled moves the step by > 0.5%, both unrescaled by > 3% (k = 4: 4.9%).
+    assert float(u["w"]) == pytest.approx(adam_update(lr * r, 0.99 ** r), rel=1e-5), net
+    assert abs(float(u["w"]) / adam_update(lr * r, 0.99) - 1) > 5e-3
+    assert abs(float(u["w"]) / adam_update(lr, 0.99) - 1) > 0.03
+  # Without path length (cifar's pl_weight 0) there is no g_reg phase and G's Adam is not rescaled.
+  method0, _ = _family(pl_weight=0.0)
+  assert [p.name for p in method0.plan(0).phases] == ["g", "d", "d_reg"]
+  tx = method0.nets["g"].tx
+  p = {"w": jnp.zeros(())}
+  u, _ = tx.update({"w": jnp.ones(())}, tx.init(p), p)
+  assert float(u["w"]) == pytest.approx(-lr, rel=1e-5)
+  from ganzoo.methods import stylegan2 as sg_family  # pylint: disable=g-import-not-at-top
+  assert sg_family.lazy_ratio(16) == 16 / 17 and sg_family.lazy_ratio(0) == 1.0
+
+
+class _LinearCtx:
+  """A stand-in for step.Context: mapping w = z, synthesis img = sum_l ws[:, l] @ M_l (linear in ws)."""
+
+  def __init__(self, m, extras):
+    self.m, self.extras = m, extras
+
+  def apply(self, name, *args, method=None, **kwargs):
+    assert name == "g"
+    if method == "mapping":
+      return args[0]
+    ws = args[0]
+    n = ws.shape[0]
+    return jnp.einsum("nlw,lwp->np", ws, self.m).reshape(n, 16, 16, 1)
+
+
+def test_path_length_lengths_and_mean_update():
+  """a = sqrt(mean_l ||M_l^T y||^2) for a synthesis linear in the ws; the mean moves by
+  decay * (mean a - a_bar) and the penalty uses the moved mean (loss.py)."""
+  from ganzoo.methods import stylegan2 as sg_family  # pylint: disable=g-import-not-at-top
+  method, _ = _family(pl_decay=0.01, style_mixing=0.0)
+  rng = np.random.RandomState(0)
+  num_ws, w_dim = method.num_ws, method.w_dim
+  m = rng.normal(size=(num_ws, w_dim, 256)).astype(np.float32)
+  y = rng.normal(size=(4, 16, 16, 1)).astype(np.float32) / 16.0
+  ctx = _LinearCtx(jnp.asarray(m), {"pl_mean": jnp.asarray(0.5, jnp.float32)})
+  inp = {"z": jnp.asarray(rng.normal(size=(4, w_dim)), jnp.float32), "z2": jnp.zeros((4, w_dim), jnp.float32),
+         "pl_noise": jnp.asarray(y), "mix": jax.random.key(0), "noise": None}
+  loss, metrics = method._pl_loss(ctx, inp)   # pylint: disable=protected-access
+  g = np.einsum("lwp,np->nlw", m.astype(np.float64), y.reshape(4, 256).astype(np.float64))
+  lengths = np.sqrt(np.mean(np.sum(g ** 2, axis=2), axis=1))
+  new_mean = 0.5 + 0.01 * (lengths.mean() - 0.5)
+  # float32 sums of 256 and 16 products of O(1) numbers: 1e-5 relative.
+  np.testing.assert_allclose(float(metrics["pl_length"]), lengths.mean(), rtol=1e-5)
+  np.testing.assert_allclose(float(metrics["pl_mean"]), new_mean, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), 2.0 * np.mean((lengths - new_mean) ** 2), rtol=1e-4)
+  np.testing.assert_allclose(float(sg_family.update_pl_mean(jnp.asarray(0.5), jnp.asarray([1.0, 2.0, 3.0]), 0.01)),
+                             0.515, rtol=1e-6)
+  # The `after` hook stores the moved mean in the state's extras.
+  assert float(method._after_pl({"pl_mean": jnp.zeros(())}, metrics, 0)["pl_mean"]) == pytest.approx(new_mean, rel=1e-5)
+
+
+def test_ema_half_life_and_ramp_up():
+  from ganzoo.methods import stylegan2 as sg_family  # pylint: disable=g-import-not-at-top
+  # Half-life: after ema_nimg / batch updates the old weights weigh 0.5.
+  beta = float(sg_family.ema_beta(jnp.asarray(10 ** 8), 32, 10.0, None))
+  assert beta ** (10_000 / 32) == pytest.approx(0.5, rel=1e-4)
+  # Ramp-up 0.05: after 1,000 images the half-life is 50 images; at 0 images the EMA copies G.
+  assert float(sg_family.ema_beta(jnp.asarray(1000), 32, 10.0, 0.05)) == pytest.approx(0.5 ** (32 / 50), rel=1e-6)
+  assert float(sg_family.ema_beta(jnp.asarray(0), 32, 10.0, 0.05)) == 0.0
