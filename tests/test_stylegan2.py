@@ -170,7 +170,8 @@ def test_parameter_counts_match_published_architecture(size):
 
 def test_presets_follow_train_py():
   # cfg_specs: channel_base = fmaps * 32768 (cifar 1, paper256 0.5, stylegan2 1), map, mbstd.
-  assert (sg.PRESETS["cifar"]["channel_base"], sg.PRESETS["cifar"]["map_layers"], sg.PRESETS["cifar"]["mbstd_group"]) == (32768, 2, 32)
+  assert (sg.PRESETS["cifar"]["channel_base"], sg.PRESETS["cifar"]["map_layers"],
+          sg.PRESETS["cifar"]["mbstd_group"]) == (32768, 2, 32)
   assert (sg.PRESETS["paper256"]["channel_base"], sg.PRESETS["paper256"]["map_layers"],
           sg.PRESETS["paper256"]["mbstd_group"]) == (16384, 8, 8)
   assert (sg.PRESETS["stylegan2"]["channel_base"], sg.PRESETS["stylegan2"]["mbstd_group"]) == (32768, 4)

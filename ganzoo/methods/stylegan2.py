@@ -24,8 +24,9 @@ Latents and style mixing (loss.py run_G): w = mapping(z) broadcast to the num_ws
 probability `style_mixing` (0.9) one cutoff in [1, num_ws) per batch, and the ws from the cutoff on
 come from the mapping of a second z. Every G forward draws fresh per-pixel noise.
 w_avg (truncation's centre, `state.extras['w_avg']`): lerp(mean_batch w, w_avg, 0.995) once per
-step in the g phase, from the batch's first latents (the reference updates it on every training
-forward of the mapping; once per step keeps it one update per G step, a difference of the rate only).
+step, from the g phase's latents with G before its update (the reference updates it on every
+training forward of the mapping, i.e. several times per step with the same beta; here it moves once
+per step, so its time constant counts steps rather than mapping calls).
 EMA of G (training_loop.py): beta = 0.5 ** (batch / max(ema_nimg, 1e-8)) with ema_nimg =
 ema_kimg * 1000, capped at cur_nimg * ema_rampup when a ramp-up is set (cur_nimg = images shown
 before this step), updated once per step after G's last update.
@@ -76,7 +77,8 @@ class StyleGAN2(methods.Method):
     self.image_shape = tuple(data.image_shape)
     loss = config.loss
     if loss.get("name", "stylegan2") != "stylegan2":
-      raise ValueError(f"the 'stylegan2' family has its own objective: set config.loss.name='stylegan2' (got {loss.name!r})")
+      raise ValueError(f"the 'stylegan2' family has its own objective: set config.loss.name='stylegan2' "
+                       f"(got {loss.name!r})")
     unknown = set(config.nets.keys()) - {"g", "d"}
     if unknown:
       raise ValueError(f"config.nets has {sorted(unknown)}; the 'stylegan2' family trains networks 'g' and 'd'")
@@ -94,7 +96,8 @@ class StyleGAN2(methods.Method):
     if self.r1_every < 1 or (self.pl_weight > 0 and self.pl_every < 1):
       raise ValueError("config.loss.r1_every and pl_every must be >= 1 (1 = every step, not lazy)")
     if self.pl_weight > 0 and self.batch_size % self.pl_shrink:
-      raise ValueError(f"config.data.batch_size={self.batch_size} must be a multiple of loss.pl_batch_shrink={self.pl_shrink}")
+      raise ValueError(f"config.data.batch_size={self.batch_size} must be a multiple of "
+                       f"loss.pl_batch_shrink={self.pl_shrink}")
     self.generator, self.discriminator = sg.build(config.model, self.image_shape)
     self.z_dim, self.w_dim = self.generator.z_dim, self.generator.w_dim
     self.num_ws = sg.num_ws(self.generator.resolution)
@@ -266,7 +269,8 @@ class StyleGAN2(methods.Method):
 # half-life (kimg) and ramp-up, batch; cifar turns off path length and style mixing.
 TRAIN_PRESETS = {
     "cifar": dict(lr=0.0025, r1_gamma=0.01, ema_kimg=500.0, ema_rampup=0.05, batch=64, pl_weight=0.0, style_mixing=0.0),
-    "paper256": dict(lr=0.0025, r1_gamma=1.0, ema_kimg=20.0, ema_rampup=None, batch=64, pl_weight=2.0, style_mixing=0.9),
+    "paper256": dict(lr=0.0025, r1_gamma=1.0, ema_kimg=20.0, ema_rampup=None, batch=64, pl_weight=2.0,
+                     style_mixing=0.9),
     "stylegan2": dict(lr=0.002, r1_gamma=10.0, ema_kimg=10.0, ema_rampup=None, batch=32, pl_weight=2.0,
                       style_mixing=0.9),
     "small": dict(lr=0.0025, r1_gamma=0.05, ema_kimg=2.0, ema_rampup=0.05, batch=32, pl_weight=2.0, style_mixing=0.9),
