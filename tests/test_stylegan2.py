@@ -318,3 +318,21 @@ def test_ema_half_life_and_ramp_up():
   # Ramp-up 0.05: after 1,000 images the half-life is 50 images; at 0 images the EMA copies G.
   assert float(sg_family.ema_beta(jnp.asarray(1000), 32, 10.0, 0.05)) == pytest.approx(0.5 ** (32 / 50), rel=1e-6)
   assert float(sg_family.ema_beta(jnp.asarray(0), 32, 10.0, 0.05)) == 0.0
+
+
+def test_ema_schedule_and_phase_flag_in_nets():
+  """nets.apply_grads with a callable EMA decay evaluates it at the step; update_ema=False (a
+  Phase with ema=False: G's main update on a path-length step) leaves the EMA where it was."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from ganzoo import nets as nets_lib  # pylint: disable=g-import-not-at-top
+  from ganzoo import spectral_norm as sn_lib  # pylint: disable=g-import-not-at-top
+  spec = nets_lib.NetSpec(module=None, tx=optax.sgd(1.0), sn=sn_lib.spectral_norm(include=lambda p, l: False),
+                          ema_decay=lambda step: 0.25 * step)
+  assert spec.has_ema
+  p = {"w": jnp.asarray(4.0)}
+  net = nets_lib.init_net(spec, {"params": p}, jax.random.key(0))
+  grads = {"w": jnp.asarray(2.0)}   # the new params are 4 - 2 = 2
+  kept = nets_lib.apply_grads(spec, net, grads, jnp.asarray(2), {}, net.sn, update_ema=False)
+  assert float(kept.params["w"]) == 2.0 and float(kept.ema["w"]) == 4.0
+  moved = nets_lib.apply_grads(spec, net, grads, jnp.asarray(2), {}, net.sn)
+  assert float(moved.ema["w"]) == 0.5 * 4.0 + 0.5 * 2.0   # decay(2) = 0.5
