@@ -228,3 +228,35 @@ def test_bits_per_dim_of_the_dequantized_gaussian_matches_the_discrete_likelihoo
   mass = norm.cdf(hi, mean, 0.3) - norm.cdf(lo, mean, 0.3)
   want = -np.log(mass).sum((1, 2, 3)).mean() / (256 * math.log(2))
   np.testing.assert_allclose(out["discretized_gaussian"], want, rtol=1e-5)   # float32 log-masses of 256 pixels
+
+
+def test_cq_losses_are_the_seeds_equations_1_and_2():
+  """The `cq` family's D loss is -[E ln D(x) + E ln(1 - D(G(z)))] (seed 003 eq. 1, negated to minimize) and
+  its quality term L_Q = -E ln(D(G(z)) / (1 - D(G(z)))) (eq. 2), from D's probabilities in numpy; the VAE
+  phase's loss is L_C + w L_Q (w = loss.quality_weight)."""
+  from ganzoo import methods
+  from ganzoo import nets as nets_lib
+  from ganzoo import step as step_lib
+  with jax.enable_x64(False):
+    config, data = methods.get("cq").test_config()
+    config.loss.quality_weight = 0.7
+    method = methods.build(config, data)
+    state = method.init(jax.random.PRNGKey(0))
+    names = tuple(method.nets)
+    params = {n: state.nets[n].params for n in names}
+    ctx = step_lib.Context(method.nets, params, {n: state.nets[n].batch_stats for n in names}, (), {}, state.step)
+    ctx.batch_size = 8
+    rng = np.random.default_rng(0)
+    image = jnp.asarray(rng.integers(0, 256, (8, *data.image_shape)) / 127.5 - 1.0, jnp.float32)
+    d_inputs, _ = method._d_prepare(ctx, {"image": image}, jax.random.PRNGKey(1))
+    d_loss, _ = method._d_loss(ctx, d_inputs)
+    prob = lambda x: 1.0 / (1.0 + np.exp(-np.asarray(nets_lib.forward(method.nets["d"], params["d"], {}, x,
+                                                                        train=True)[0], np.float64)))
+    p_real, p_fake = prob(d_inputs["real"]), prob(d_inputs["fake"])
+    np.testing.assert_allclose(float(d_loss), -(np.log(p_real).mean() + np.log(1 - p_fake).mean()), rtol=1e-5)
+    inputs, _ = method._vae_prepare(ctx, {"image": image}, jax.random.PRNGKey(2))
+    loss, metrics = method._vae_loss(ctx, inputs)
+    fake = method._images(lambda *a, **k: ctx.apply("vae", *a, **k), inputs["z"], None, train=True)
+    p = prob(fake)
+    np.testing.assert_allclose(float(metrics["quality_loss"]), -np.mean(np.log(p / (1 - p))), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(float(loss), float(metrics["vae_loss"]) + 0.7 * float(metrics["quality_loss"]), rtol=1e-6)
