@@ -40,6 +40,24 @@ def bits_per_dim(method, state, images, kind, k, batch_size):
   return -total / len(images) / (method.num_dims * math.log(2.0))
 
 
+def split_bits_per_dim(method, state, test, config, args):
+  """{ELBO bits/dim on all of `test`, IWAE-K and ELBO bits/dim on its first --iwae_images, timings}."""
+  t0 = time.time()
+  elbo_bpd = bits_per_dim(method, state, test, "elbo", 1, args.batch_size)
+  t_elbo = time.time() - t0
+  t0 = time.time()
+  iwae_bpd = bits_per_dim(method, state, test[:args.iwae_images], "iwae", args.iwae_samples,
+                          max(1, args.batch_size // args.iwae_samples * 10))
+  t_iwae = time.time() - t0
+  elbo_sub = bits_per_dim(method, state, test[:args.iwae_images], "elbo", 1, args.batch_size)
+  return {"elbo_all_test": elbo_bpd, "num_images": int(len(test)), "seconds": t_elbo,
+          f"iwae_{args.iwae_samples}": iwae_bpd, "elbo_same_images": elbo_sub,
+          "iwae_images": int(min(args.iwae_images, len(test))), "iwae_seconds": t_iwae,
+          "likelihood": config.model.likelihood,
+          "protocol": "bits per 8-bit dimension; dequantized Gaussian: -log p(y) + D ln 256 with y = (p + u) / 256, "
+                      "u and the posterior samples from the evaluation's fixed key"}
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--workdir", required=True)
@@ -49,6 +67,8 @@ def main(argv=None):
   p.add_argument("--iwae_images", type=int, default=1000)
   p.add_argument("--batch_size", type=int, default=500)
   p.add_argument("--note", default="")
+  p.add_argument("--keep_bpd", action="store_true",
+                 help="reuse test_bpd of an existing <out>.json (e.g. computed while the run's FID was running)")
   args = p.parse_args(argv)
   config = runs.load_run_config(args.workdir)
   method = runs.build_method(config)
@@ -56,14 +76,10 @@ def main(argv=None):
   d = config.data
   test = data_lib.load_images(d.name, "test", data_dir=d.get("data_dir", None), path=d.get("path", None),
                               image_size=d.get("image_size", None), source=d.get("source", "auto"))["image"]
-  t0 = time.time()
-  elbo_bpd = bits_per_dim(method, state, test, "elbo", 1, args.batch_size)
-  t_elbo = time.time() - t0
-  t0 = time.time()
-  iwae_bpd = bits_per_dim(method, state, test[:args.iwae_images], "iwae", args.iwae_samples,
-                          max(1, args.batch_size // args.iwae_samples * 10))
-  t_iwae = time.time() - t0
-  elbo_sub = bits_per_dim(method, state, test[:args.iwae_images], "elbo", 1, args.batch_size)
+  if args.keep_bpd and os.path.exists(args.out + ".json"):
+    test_bpd = json.load(open(args.out + ".json"))["test_bpd"]
+  else:
+    test_bpd = split_bits_per_dim(method, state, test, config, args)
   lines = [json.loads(l) for l in open(os.path.join(args.workdir, "metrics.jsonl")) if l.strip()]
   evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
   record = runs.training_record(args.workdir)
@@ -75,14 +91,7 @@ def main(argv=None):
       "train_wall_s": record["wall_time_s"],
       "mean_steps_per_sec": float(np.mean(record["steps_per_sec"])) if record["steps_per_sec"] else None,
       "last_train": record["last_train"],
-      "test_bpd": {
-          "elbo_all_test": elbo_bpd, "num_images": int(len(test)), "seconds": t_elbo,
-          f"iwae_{args.iwae_samples}": iwae_bpd, "elbo_same_images": elbo_sub,
-          "iwae_images": int(min(args.iwae_images, len(test))), "iwae_seconds": t_iwae,
-          "likelihood": config.model.likelihood,
-          "protocol": "bits per 8-bit dimension; dequantized Gaussian: -log p(y) + D ln 256 with y = (p + u) / 256, "
-                      "u and the posterior samples from the evaluation's fixed key",
-      },
+      "test_bpd": test_bpd,
       "run_eval": evals[-1] if evals else None,
       "note": args.note,
   }
