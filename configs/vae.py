@@ -33,8 +33,8 @@ Variants (ganzoo/methods/vae.py, ganzoo/models/vae.py):
                  2,000 test images (the whole test split: experiments/vae_results.py). Measured
                  (experiments/results/vae_fashion_mnist.json): at this rate the learned per-pixel
                  sigma(z) of the background pixels (p = 0, sigma -> 1/256/sqrt(12)) makes the loss
-                 stiff, and the run diverged after step 2,200 (test bits/dim 9.4 at step 2,500 against
-                 ~5.3 at 2,000); a lower rate or the discretized Gaussian is the next thing to try.
+                 stiff, and the run diverged after step 2,200 (test ELBO bits/dim 9.43 at step 2,500
+                 against 5.49 at 2,000); a lower rate or the discretized Gaussian is the next to try.
   tiny           tests.
 """
 
