@@ -83,7 +83,8 @@ def reparameterize(mean: jax.Array, log_std: jax.Array, eps: jax.Array) -> jax.A
   return mean + jnp.exp(log_std) * eps
 
 
-def elbo(log_lik_fn: Callable[[jax.Array], jax.Array], mean: jax.Array, log_std: jax.Array, eps: jax.Array) -> jax.Array:
+def elbo(log_lik_fn: Callable[[jax.Array], jax.Array], mean: jax.Array, log_std: jax.Array,
+         eps: jax.Array) -> jax.Array:
   """ELBO estimate [N]: mean over the K samples z_k = mean + s eps_k (eps [K, N, z_dim]) of
   log p(x|z_k) = `log_lik_fn(z_k)` [N], minus KL(q || N(0, I)) in closed form."""
   log_lik = jax.lax.map(lambda e: log_lik_fn(reparameterize(mean, log_std, e)), eps)
@@ -139,7 +140,8 @@ class VAEMethod(methods.Method):
     if bool(m.get("conditional", False)):
       raise ValueError(f"the {self.name!r} family is unconditional: set config.model.conditional=False")
     if loss.get("name", "vae") != "vae":
-      raise ValueError(f"the {self.name!r} family has its own objective: set config.loss.name='vae' (got {loss.name!r})")
+      raise ValueError(f"the {self.name!r} family has its own objective: set config.loss.name='vae' "
+                       f"(got {loss.name!r})")
     self.image_shape = tuple(int(d) for d in data.image_shape)
     self.num_dims = math.prod(self.image_shape)
     self.z_dim = int(m.z_dim)
@@ -151,7 +153,8 @@ class VAEMethod(methods.Method):
       raise ValueError(f"config.model.sample={self.sample_mode!r}: use 'mean' or 'sample'")
     self.has_flow = (m.get("flow", "none") or "none") != "none"
     if self.has_flow and self.likelihood != "gaussian":
-      raise ValueError("a flow (VAE-F) puts the decoder's Gaussian on its features: set config.model.likelihood='gaussian'")
+      raise ValueError("a flow (VAE-F) puts the decoder's Gaussian on its features: "
+                       "set config.model.likelihood='gaussian'")
     self.quality_weight = float(loss.get("quality_weight", 0.0))
     if self.quality_weight < 0:
       raise ValueError(f"config.loss.quality_weight={self.quality_weight} must be >= 0 (0 = VAE, > 0 = CQ)")
