@@ -1,0 +1,105 @@
+"""Results of a trained `vae` / `cq` run: bits/dim bounds on the whole test split, the run's FID.
+
+  python experiments/vae_results.py --workdir=/work/runs/vae_fm \
+      --out=experiments/results/vae_fashion_mnist --command="nice -n 10 python -m ganzoo.main ..."
+
+Bits/dim (ganzoo/methods/vae.py `VAEMethod.bound`, the family's `nll` with the bound and K chosen
+here): the ELBO (one posterior sample per image, the KL in closed form, as in training) on every
+test image, and the importance-weighted bound IWAE-K (Burda et al. 2016, arXiv:1509.00519) on the
+first --iwae_images test images, both with the evaluation's fixed key (dequantization noise and
+posterior samples), in bits per 8-bit dimension (the D ln 256 correction for the dequantized
+Gaussian). IWAE-K <= ELBO in bits: the difference is the part of the ELBO's gap that K samples close.
+FID is read from the run's own final evaluation (metrics.jsonl, `eval/fid`: eval.num_samples
+decoded samples against the test split, the run's Inception protocol).
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ganzoo import data as data_lib  # noqa: E402
+from ganzoo import runs  # noqa: E402
+from ganzoo import step as step_lib  # noqa: E402
+
+
+def bits_per_dim(method, state, images, kind, k, batch_size):
+  """Mean bits/dim of uint8 `images` under the `kind` bound with k samples (fixed key, as `nll`)."""
+  fn = jax.jit(lambda st, x: method.bound(st, step_lib.to_float_pixels(x), method.eval_key, kind, k))
+  total = 0.0
+  for lo in range(0, len(images), batch_size):
+    total += float(jnp.sum(fn(state, jnp.asarray(images[lo:lo + batch_size]))))
+  return -total / len(images) / (method.num_dims * math.log(2.0))
+
+
+def split_bits_per_dim(method, state, test, config, args):
+  """{ELBO bits/dim on all of `test`, IWAE-K and ELBO bits/dim on its first --iwae_images, timings}."""
+  t0 = time.time()
+  elbo_bpd = bits_per_dim(method, state, test, "elbo", 1, args.batch_size)
+  t_elbo = time.time() - t0
+  t0 = time.time()
+  iwae_bpd = bits_per_dim(method, state, test[:args.iwae_images], "iwae", args.iwae_samples,
+                          max(1, args.batch_size // args.iwae_samples * 10))
+  t_iwae = time.time() - t0
+  elbo_sub = bits_per_dim(method, state, test[:args.iwae_images], "elbo", 1, args.batch_size)
+  return {"elbo_all_test": elbo_bpd, "num_images": int(len(test)), "seconds": t_elbo,
+          f"iwae_{args.iwae_samples}": iwae_bpd, "elbo_same_images": elbo_sub,
+          "iwae_images": int(min(args.iwae_images, len(test))), "iwae_seconds": t_iwae,
+          "likelihood": config.model.likelihood,
+          "protocol": "bits per 8-bit dimension; dequantized Gaussian: -log p(y) + D ln 256 with y = (p + u) / 256, "
+                      "u and the posterior samples from the evaluation's fixed key"}
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--out", required=True, help="path without extension for the .json")
+  p.add_argument("--command", default="", help="the training command, recorded in the json")
+  p.add_argument("--iwae_samples", type=int, default=100)
+  p.add_argument("--iwae_images", type=int, default=1000)
+  p.add_argument("--batch_size", type=int, default=500)
+  p.add_argument("--note", default="")
+  p.add_argument("--keep_bpd", action="store_true",
+                 help="reuse test_bpd of an existing <out>.json (e.g. computed while the run's FID was running)")
+  args = p.parse_args(argv)
+  config = runs.load_run_config(args.workdir)
+  method = runs.build_method(config)
+  state, step = runs.restore_state(method, args.workdir)
+  d = config.data
+  test = data_lib.load_images(d.name, "test", data_dir=d.get("data_dir", None), path=d.get("path", None),
+                              image_size=d.get("image_size", None), source=d.get("source", "auto"))["image"]
+  if args.keep_bpd and os.path.exists(args.out + ".json"):
+    test_bpd = json.load(open(args.out + ".json"))["test_bpd"]
+  else:
+    test_bpd = split_bits_per_dim(method, state, test, config, args)
+  lines = [json.loads(l) for l in open(os.path.join(args.workdir, "metrics.jsonl")) if l.strip()]
+  evals = [l for l in lines if any(k.startswith("eval/") for k in l)]
+  record = runs.training_record(args.workdir)
+  out = {
+      "command": args.command,
+      "config": f"{config.method}: model {config.model.to_dict()}, loss {config.loss.to_dict()}, "
+                f"optim {config.nets.vae.optim.to_dict()}, batch {config.data.batch_size}",
+      "steps": int(step),
+      "train_wall_s": record["wall_time_s"],
+      "mean_steps_per_sec": float(np.mean(record["steps_per_sec"])) if record["steps_per_sec"] else None,
+      "last_train": record["last_train"],
+      "test_bpd": test_bpd,
+      "run_eval": evals[-1] if evals else None,
+      "note": args.note,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out + ".json", "w") as f:
+    json.dump(out, f, indent=1)
+  print(json.dumps(out["test_bpd"], indent=1), out["run_eval"])
+
+
+if __name__ == "__main__":
+  main()
