@@ -3,7 +3,7 @@
   python -m ganzoo.main --config=configs/stylegan2.py:cifar --workdir=workdirs/sg2_cifar
   python -m ganzoo.main --config=configs/stylegan2.py:paper256 --workdir=workdirs/sg2_256
   python -m ganzoo.main --config=configs/stylegan2.py:stylegan2 --workdir=workdirs/sg2_ffhq
-  python -m ganzoo.main --config=configs/stylegan2.py:small,fashion_mnist --workdir=/work/runs/sg2_fm
+  python -m ganzoo.main --config=configs/stylegan2.py:small,fashion_mnist --workdir=workdirs/sg2_fm
 
 Presets (train.py cfg_specs; networks in ganzoo/models/stylegan2.py, training in
 ganzoo/methods/stylegan2.py): all Adam(lr, 0, 0.99, eps 1e-8), equalized LR on G and D with the

@@ -4,7 +4,7 @@
   python -m ganzoo.main --config=configs/vae.py:conv --workdir=workdirs/vae_conv
   python -m ganzoo.main --config=configs/vae.py:conv,fashion_mnist --workdir=workdirs/vae_fm
   python -m ganzoo.main --config=configs/vae.py:conv,fashion_mnist,cq --workdir=workdirs/cq_fm
-  python -m ganzoo.main --config=configs/vae.py:conv,fashion_mnist,cpu --workdir=/work/runs/vae_fm
+  python -m ganzoo.main --config=configs/vae.py:conv,fashion_mnist,cpu --workdir=workdirs/vae_fm
 
 Variants (ganzoo/methods/vae.py, ganzoo/models/vae.py):
   mlp (default)  the Flax example (google/flax examples/vae: train.py, configs/default.py): encoder

@@ -1,6 +1,6 @@
 """CycleGAN results of a trained run: FID and KID per direction on the test split, and a sheet.
 
-  python experiments/cyclegan_results.py --workdir=/work/runs/cyclegan_h2z \
+  python experiments/cyclegan_results.py --workdir=workdirs/cyclegan_h2z \
       --out=experiments/results/cyclegan_horse2zebra --command="python -m ganzoo.main ..."
 
 Writes <out>.json and <out>.png. Metrics (Zhu et al. 2017 report FCN scores and AMT studies; FID per

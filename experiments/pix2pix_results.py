@@ -1,6 +1,6 @@
 """pix2pix results of a trained run on the test split: L1, PSNR, SSIM, FID/KID and a sheet.
 
-  python experiments/pix2pix_results.py --workdir=/work/runs/pix2pix_facades \
+  python experiments/pix2pix_results.py --workdir=workdirs/pix2pix_facades \
       --out=experiments/results/pix2pix_facades --command="python -m ganzoo.main ..."
 
 The test pairs are the AB folder `test/` next to the run's `data.path` (`--split_path` overrides),

@@ -1,6 +1,6 @@
 """StarGAN results of a trained single-label run: a domain classifier's accuracy on translations, FID/KID.
 
-  python experiments/stargan_results.py --workdir=/work/runs/stargan_fm \
+  python experiments/stargan_results.py --workdir=workdirs/stargan_fm \
       --out=experiments/results/stargan_fashion_mnist --command="nice -n 10 python -m ganzoo.main ..."
 
 The evaluation of Choi et al. 2018 (arXiv:1711.09020, Sec. 5.4 on RaFD): a classifier trained on

@@ -1,6 +1,6 @@
 """Results of a trained `vae` / `cq` run: bits/dim bounds on the whole test split, the run's FID.
 
-  python experiments/vae_results.py --workdir=/work/runs/vae_fm \
+  python experiments/vae_results.py --workdir=workdirs/vae_fm \
       --out=experiments/results/vae_fashion_mnist --command="nice -n 10 python -m ganzoo.main ..."
 
 Bits/dim (ganzoo/methods/vae.py `VAEMethod.bound`, the family's `nll` with the bound and K chosen
