@@ -3,8 +3,10 @@
 `Pair` (below) is a family that is not a GAN: two networks, two data streams read by different
 phases (one with 2 repeats), BatchNorm in one network, and a running value in `state.extras`. It
 goes through `train.train_and_evaluate` (sample grids, checkpoints, an exact resume) with no
-change to train.py. Every registered family gets the 8-device == 1-device test and the
-resumed == unbroken test through its `Method.test_config`.
+change to train.py. Every registered family gets the 8-device == 1-device test here and the
+resumed == unbroken test in tests/test_families_resume.py (a file of its own, so that the two
+heaviest parametrized tests can run on different pytest-xdist workers under `--dist loadfile`),
+both through its `Method.test_config`.
 """
 
 import json
@@ -25,8 +27,8 @@ from ganzoo import step as step_lib
 from ganzoo import train
 from ganzoo.state import TrainState
 from ganzoo.models import layers
-from tests.test_steps import FLOAT64_TOL, as_float64, assert_float64_close, assert_trees_close, float64_mode
-from tests.test_train import latest_states, write_npz
+from tests.test_steps import FLOAT64_TOL, as_float64, assert_float64_close, float64_mode
+from tests.test_train import write_npz
 
 
 class _Critic(nn.Module):
@@ -178,39 +180,6 @@ def test_device_comparison_catches_per_device_batch_statistics(monkeypatch):
   diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
              for a, b in zip(jax.tree.leaves(one.nets["g"].params), jax.tree.leaves(wrong.nets["g"].params)))
   assert diff > 1e3 * FLOAT64_TOL, diff
-
-
-@pytest.mark.parametrize("family", FAMILY_PARAMS)
-def test_resumed_run_equals_unbroken_run(family, tmp_path, monkeypatch):
-  """4 steps straight, or 2 steps, a crash at step 3, and a restart: the same state, bit for bit."""
-  config, data = methods.get(family).test_config()
-  config.data.name = "npz"
-  config.data.path = write_npz(tmp_path / "d.npz", n=48, shape=data.image_shape, num_classes=max(data.num_classes, 1))
-  config.train.num_steps = 4
-  config.train.checkpoint_every = 2
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  train.train_and_evaluate(config, str(tmp_path / "full"), mesh=mesh, progress=False)
-  real = train.parallel.global_batch
-  calls = []
-
-  def crash_at_step_3(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 3:
-      raise RuntimeError("simulated crash")
-    return real(*args, **kwargs)
-
-  monkeypatch.setattr(train.parallel, "global_batch", crash_at_step_3)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    train.train_and_evaluate(config, str(tmp_path / "parts"), mesh=mesh, progress=False)
-  monkeypatch.setattr(train.parallel, "global_batch", real)
-  summary = train.train_and_evaluate(config, str(tmp_path / "parts"), mesh=mesh, progress=False)
-  assert summary["start_step"] == 2
-  (a, sa), (b, sb) = latest_states(config, tmp_path / "full", tmp_path / "parts")
-  assert sa == sb == 4
-  assert_trees_close(a, b, rtol=0, atol=0)
-  strip = lambda p: [{k: v for k, v in json.loads(l).items() if not k.startswith("perf/")}
-                     for l in open(p) if json.loads(l)["step"] > 2]
-  assert strip(tmp_path / "full" / "metrics.jsonl") == strip(tmp_path / "parts" / "metrics.jsonl")
 
 
 def test_second_family_runs_through_the_training_program(tmp_path):
