@@ -1,6 +1,7 @@
 """Real NVP (ganzoo/models/realnvp.py, arXiv:1605.08803): exact inverses, exact log-determinants,
 the identity at initialization, bits/dim, and the CIFAR-10 network's size."""
 
+import json
 import math
 
 import jax
@@ -166,3 +167,33 @@ def test_cifar10_architecture_parameter_count():
   shapes = jax.eval_shape(lambda: flow.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
   count = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(shapes["params"]))
   assert count == expected == 19_609_545, (count, expected)
+
+
+def test_evaluate_workdir_reports_bits_per_dim_of_the_test_split(tmp_path):
+  """`python -m ganzoo.evaluate --workdir=RUN --metrics=bpd` (evaluate_workdir): the realnvp family's exact
+  bits/dim, the mean over the first num_samples images of eval.real_split of `Method.nll` (dequantized
+  with the family's fixed key), appended to metrics.jsonl as eval/bpd; here computed again from
+  log p(x) of the restored flow with the same noise. Float32 means of <= 4 * 256 terms: rtol 1e-5."""
+  from ganzoo import evaluate, methods, parallel, runs, train  # pylint: disable=g-import-not-at-top
+  from tests.test_train import write_npz  # pylint: disable=g-import-not-at-top
+  config, data = methods.get("realnvp").test_config()
+  config.data.name = "npz"
+  config.data.path = write_npz(tmp_path / "d.npz", n=24, shape=data.image_shape)
+  config.train.num_steps = 2
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir, mesh=parallel.make_mesh(jax.devices()[:1]), progress=False)
+  result = evaluate.evaluate_workdir(workdir, "bpd", num_samples=10, batch_size=4)
+  assert result["step"] == 2 and set(result) == {"bpd", "bpd_split", "step"}
+  method = runs.build_method(runs.load_run_config(workdir))
+  state, _ = runs.restore_state(method, workdir)
+  pixels = np.load(tmp_path / "d.npz")["images"][:10].astype(np.float32)
+  expected = []
+  for lo in range(0, 10, 4):   # the evaluation's batches: the same noise key for each
+    image = jnp.asarray(pixels[lo:lo + 4] / 127.5 - 1.0)
+    noise = jax.random.uniform(method.eval_key, image.shape, image.dtype)
+    x = (pixels[lo:lo + 4] + noise) / 256.0
+    nll = -np.asarray(method.log_prob(state, x), np.float64)
+    expected.extend((nll + x[0].size * np.log(256.0)) / (x[0].size * np.log(2.0)))
+  np.testing.assert_allclose(result["bpd"], np.mean(expected), rtol=1e-5)
+  last = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")][-1]
+  assert last["step"] == 2 and last["eval/bpd"] == pytest.approx(result["bpd"], rel=1e-12)

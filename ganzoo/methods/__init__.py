@@ -195,3 +195,4 @@ from ganzoo.methods import infogan  # noqa: E402,F401
 from ganzoo.methods import stargan  # noqa: E402,F401
 from ganzoo.methods import pix2pix  # noqa: E402,F401
 from ganzoo.methods import cyclegan  # noqa: E402,F401
+from ganzoo.methods import realnvp  # noqa: E402,F401

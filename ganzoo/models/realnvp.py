@@ -26,13 +26,17 @@ Pieces (paper section / reference function):
   first or second half of the channels) alternate parity, as Fig. 3 and the reference.
 - s/t network (`resnet`, `residual_block`): a 3x3 conv, residual blocks (BN, ReLU, 3x3 conv, BN, ReLU,
   3x3 conv, + input), 1x1 skip convs from every block summed, BN, ReLU, a 1x1 conv to [t, raw s]. Its input
-  is the reference's: BN of the conditioning part (times 2 for the checkerboard, whose other half is 0),
+  is the reference's: BN of the conditioning part (times 2 for the checkerboard, whose other half is 0;
+  here set back to 0 there after the BN),
   concatenated with its negation (a concatenated ReLU) and, for checkerboard couplings, with the mask.
   Convolutions are weight-normalized (Salimans & Kingma 2016, arXiv:1602.07868; the reference's
   `conv_layer(weight_norm=True)`): w = g v / |v| per output channel, with g only where the reference has
-  `scale=True`. Decision: the last 1x1 conv starts at g = 0 (t = 0, raw s = 0), so the whole flow is the
-  identity at initialization in inference mode (Glow, arXiv:1807.03039 Sec. 3.3, zero-initializes its
-  last convolution too); the reference draws it at random (its s still starts at 0 through c = 0).
+  `scale=True`. Decision: the last 1x1 conv starts at g = 0 for its t outputs, so t = 0 and (with c = 0)
+  s = 0: the whole flow is the identity at initialization in inference mode (Glow, arXiv:1807.03039
+  Sec. 3.3, zero-initializes its last convolution). Its raw-s outputs keep g = 1: zero raw s and c = 0
+  together would be a stationary point (dL/dc = sum tanh(raw) ... = 0 and dL/draw = c ... = 0), and s
+  would never train. The reference draws the whole conv at random (its s starts at 0 through c = 0).
+  Without weight norm the t half of the last kernel starts at 0 (a mask on the He-normal kernel).
 - normalization of each coupling's output with an exact log-det (Sec. 3.7, App. E; the reference's
   `batch_norm_log_diff` 'bn_out', no learned scale or shift): on the updated units only,
   y' = (y - mu) / sqrt(var + eps), log-det -1/2 sum log(var + eps), with per-channel moments over the
@@ -53,7 +57,7 @@ Pieces (paper section / reference function):
 
 Sizes: 'cifar10' = 2 scales (the paper: "downscale only once"), 8 residual blocks, 64 feature maps
 (Sec. 4.1); 'small' = 2 scales, 2 blocks, 32 features (the reference's defaults: residual_blocks 2,
-base_dim 32); 'tiny' for tests.
+base_dim 32); 'cpu' = 'small' at 16 features (the 2-core CPU runs here); 'tiny' for tests.
 """
 
 import math
@@ -70,6 +74,7 @@ Array = jax.Array
 SIZES = {
     "cifar10": dict(num_scales=2, features=64, num_blocks=8),
     "small": dict(num_scales=2, features=32, num_blocks=2),
+    "cpu": dict(num_scales=2, features=16, num_blocks=2),
     "tiny": dict(num_scales=2, features=4, num_blocks=1),
 }
 LOG_2PI = math.log(2.0 * math.pi)
@@ -144,6 +149,12 @@ def _channels(v: Array) -> Array:
   return v.reshape(1, 1, 1, -1)
 
 
+def _half_zero_init(key, shape, dtype=jnp.float32):
+  """[C] with 0 for the first C // 2 entries and 1 for the rest (the t and raw-s halves of an s/t output)."""
+  del key
+  return (jnp.arange(shape[0]) >= shape[0] // 2).astype(dtype)
+
+
 class WNConv(nn.Module):
   """A 'SAME' convolution, weight-normalized: w = g v / |v| (per output channel), g only if `use_scale`.
 
@@ -154,7 +165,7 @@ class WNConv(nn.Module):
   use_scale: bool = True
   use_bias: bool = True
   weight_norm: bool = True
-  zero_scale: bool = False
+  zero_scale: bool = False   # g (or the kernel) starts at 0 for the first half of the output channels
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -164,13 +175,16 @@ class WNConv(nn.Module):
       v = self.param("v", nn.initializers.normal(0.05), shape, jnp.float32)
       w = v * jax.lax.rsqrt(jnp.sum(v * v, axis=(0, 1, 2), keepdims=True))
       if self.use_scale:
-        g = self.param("g", nn.initializers.zeros_init() if self.zero_scale else nn.initializers.ones_init(),
+        g = self.param("g", _half_zero_init if self.zero_scale else nn.initializers.ones_init(),
                        (self.features,), jnp.float32)
         w = w * g.reshape(1, 1, 1, -1)
     else:
-      init = nn.initializers.zeros_init() if self.zero_scale else nn.initializers.he_normal()
+      def init(key, shape, dtype=jnp.float32):
+        kernel = nn.initializers.he_normal()(key, shape, dtype)
+        return kernel * _half_zero_init(None, shape[-1:], dtype).reshape(1, 1, 1, -1) if self.zero_scale else kernel
       w = self.param("kernel", init, shape, jnp.float32)
-    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "SAME",
+    dtype = jnp.result_type(x, w)   # a float64 state computes in float64 whatever the input's dtype
+    y = jax.lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if self.use_bias:
       y = y + _channels(self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32))
@@ -185,6 +199,7 @@ class ResNet(nn.Module):
   weight_norm: bool = True
   bn_momentum: float = 0.9
   bn_eps: float = 1e-4
+  zero_first_half: bool = True   # the last conv's g starts at 0 for the first half of its outputs (t)
 
   @nn.compact
   def __call__(self, x: Array, train: bool) -> Array:
@@ -200,7 +215,7 @@ class ResNet(nn.Module):
       h = h + conv(self.features, 3, name=f"block_{i}_out")(r)
       out = out + conv(self.features, 1, name=f"skip_{i}")(h)
     h = nn.relu(bn("bn_pre_out")(out))
-    return conv(self.out_features, 1, zero_scale=True, name="out")(h)
+    return conv(self.out_features, 1, zero_scale=self.zero_first_half, name="out")(h)
 
 
 class Coupling(nn.Module):
@@ -228,7 +243,11 @@ class Coupling(nn.Module):
     if self.mask == "checkerboard":
       b = checkerboard(h, w, self.parity, x.dtype)
       m = 1.0 - b                                   # updated units
-      cond = bn_in(x * b) * 2.0                     # the reference doubles it: half of its units are 0
+      # The reference doubles it (half of its units are 0). Decision: the masked units are set back to 0
+      # after the BN (the reference leaves them at -mean / std there): where an earlier coupling's output
+      # normalization made that mean exactly 0 they would sit on the ReLU's kink, and rounding would pick
+      # its gradient (the 8 == 1 device test saw 10% differences in the BN's bias gradient).
+      cond = bn_in(x * b) * (2.0 * b)
       inp = jnp.concatenate([cond, -cond], -1)
       inp = jnp.concatenate([nn.relu(inp), jnp.broadcast_to(b, (n, h, w, 1))], -1)
       fixed, update = None, x
