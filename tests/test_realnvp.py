@@ -197,3 +197,21 @@ def test_evaluate_workdir_reports_bits_per_dim_of_the_test_split(tmp_path):
   np.testing.assert_allclose(result["bpd"], np.mean(expected), rtol=1e-5)
   last = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")][-1]
   assert last["step"] == 2 and last["eval/bpd"] == pytest.approx(result["bpd"], rel=1e-12)
+
+
+def test_scales_get_gradients_at_identity_initialization():
+  """At initialization s = c tanh(raw) with c = 0; the raw-s half of the last conv is not zeroed, so
+  dL/dc = sum tanh(raw) dL/ds != 0 and s trains (zeroing raw s too made (c, raw) a stationary point:
+  both gradients exactly 0, s = 0 for ever). The t half starts at 0 and its g gets a gradient."""
+  layer = realnvp.Coupling("checkerboard", 0, features=4, num_blocks=1, norm="batch")
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 4, 4, 2))
+  variables = layer.init(jax.random.PRNGKey(1), x)
+
+  def nll(params):
+    (y, logdet), _ = layer.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+    return jnp.mean(0.5 * jnp.sum(y ** 2, axis=(1, 2, 3)) - logdet)
+
+  grads = jax.grad(nll)(variables["params"])
+  assert abs(float(grads["rescale"])) > 1e-3
+  g_out = np.asarray(grads["resnet"]["out"]["g"])
+  assert np.all(np.asarray(variables["params"]["resnet"]["out"]["g"])[:2] == 0) and np.abs(g_out[:2]).min() > 0
