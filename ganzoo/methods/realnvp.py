@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import step as step_lib
@@ -65,6 +66,7 @@ class RealNVPMethod(methods.Method):
     if self.image_shape[0] % side or self.image_shape[1] % side:
       raise ValueError(f"images {self.image_shape[:2]} do not halve {scales - 1} times: set data.image_size to a "
                        f"multiple of {side} or config.model.num_scales lower")
+    augment.refuse_instance_noise(config, "realnvp")   # no discriminator to perturb the inputs of
     self.l2 = float(config.loss.get("l2", 5e-5))
     self.temperature = float(config.model.get("temperature", 1.0))
     self.eval_key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed)), EVAL_NOISE)
