@@ -33,8 +33,8 @@ def _randomize(variables, rng, scale=0.3, rescale_mean=1.0):
   return jax.tree.unflatten(tree, out)
 
 
-COUPLINGS = [(mask, parity, norm) for mask in ("checkerboard", "channel") for parity in (0, 1)
-             for norm in ("batch", "act")]
+# Each mask with both parities and both normalizations, in 4 rows (not all 8: CI time).
+COUPLINGS = [("checkerboard", 0, "batch"), ("checkerboard", 1, "act"), ("channel", 0, "act"), ("channel", 1, "batch")]
 
 
 @pytest.mark.parametrize("mask,parity,norm", COUPLINGS)
