@@ -70,7 +70,9 @@ def refuse_instance_noise(config: ml_collections.ConfigDict, family: str) -> Non
 
   The image-to-image families (pix2pix, CycleGAN, StarGAN) refuse it: their papers and reference
   code train without it, and their D sees conditioned pairs, cycles and pooled fakes for which
-  Sønderby et al.'s recipe gives no placement. A silent no-op would let a user believe it ran.
+  Sønderby et al.'s recipe gives no placement. StyleGAN2 and CQ refuse it (their references train
+  without it), and so do the families without a D (VAE, Real NVP). A silent no-op would let a user
+  believe it ran.
   """
   if instance_noise(config) is not None:
     raise ValueError(f"config.augment.instance_noise is not supported by the {family!r} family "

@@ -101,13 +101,17 @@ def test_config_section_is_checked():
 # Every family with a discriminator but the gan family (tested above in detail); test_pair is a test family.
 # The image-to-image families refuse instance noise (test below).
 TRANSLATORS = ("cyclegan", "pix2pix", "stargan")
-NO_DISCRIMINATOR = tuple(f for f in ("realnvp",) if f in methods.names())   # likelihood families without a D
-NOISE_FAMILIES = [f for f in methods.names() if f not in ("gan", "test_pair") + TRANSLATORS + NO_DISCRIMINATOR]
+NO_DISCRIMINATOR = ("realnvp", "vae")   # likelihood families without a D
+# Families whose references train without instance noise: StyleGAN2 (R1; ADA / DiffAugment augment D's
+# inputs instead), CQ (seed 003's D sees clean images).
+NO_NOISE = TRANSLATORS + NO_DISCRIMINATOR + ("stylegan2", "cq")
+NOISE_FAMILIES = [f for f in methods.names() if f not in ("gan", "test_pair") + NO_NOISE]
 
 
-@pytest.mark.parametrize("family", TRANSLATORS + NO_DISCRIMINATOR)
+@pytest.mark.parametrize("family", NO_NOISE)
 def test_translators_refuse_instance_noise(family):
-  """pix2pix, CycleGAN and StarGAN train without instance noise: setting it is a one-line error, not a no-op."""
+  """pix2pix, CycleGAN, StarGAN, StyleGAN2, CQ and the families without a D train without instance
+  noise: setting it is a one-line error, not a no-op."""
   config, data = methods.get(family).test_config()
   methods.build(config, data)   # std 0 (the default) builds
   config.augment.instance_noise.std = 0.1

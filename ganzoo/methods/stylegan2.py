@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import regularizers
@@ -74,6 +75,9 @@ class StyleGAN2(methods.Method):
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
+    # stylegan2-ada-pytorch trains without instance noise (R1 regularizes D; ADA / DiffAugment, not yet
+    # built here, are its augmentations of D's inputs): a one-line error, not a silent no-op.
+    augment.refuse_instance_noise(config, "stylegan2")
     self.image_shape = tuple(data.image_shape)
     loss = config.loss
     if loss.get("name", "stylegan2") != "stylegan2":

@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import step as step_lib
@@ -136,6 +137,8 @@ class VAEMethod(methods.Method):
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
+    # The VAE has no D; CQ's D is trained as the seed's eq. 1 on clean images: a one-line error, not a no-op.
+    augment.refuse_instance_noise(config, self.name)
     m, loss = config.model, config.loss
     if bool(m.get("conditional", False)):
       raise ValueError(f"the {self.name!r} family is unconditional: set config.model.conditional=False")
