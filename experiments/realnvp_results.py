@@ -1,6 +1,6 @@
 """Real NVP results of a trained run: exact bits/dim on the whole test split, with the training record.
 
-  python experiments/realnvp_results.py --workdir=/work/runs/realnvp_fm \
+  python experiments/realnvp_results.py --workdir=workdirs/realnvp_fm \
       --out=experiments/results/realnvp_fashion_mnist \
       --command="nice -n 10 python -m ganzoo.main --config=configs/realnvp.py:fashion_mnist --workdir=..."
 
