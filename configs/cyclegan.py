@@ -11,11 +11,11 @@ Variants:
     lambda_A = lambda_B = 10, lambda_identity 0.5, pool 50, Adam 2e-4 (0.5, 0.999), batch 1,
     100 epochs at constant lr + 100 epochs of linear decay, an epoch being max(|trainA|, |trainB|)
     = 1,334 images (unaligned_dataset.py's __len__): 266,800 steps, decay from step 133,400.
-  cpu: the run that fits this shared 2-core CPU: 64 px (load 72 = 64 * 286 / 256, crop 64),
-    resnet_6blocks (the reference's choice at 128 px and below), the rest as published (widths
-    included), 200 steps: constant lr for 100, then linear to 0 (the 100 + 100 epochs' shape shrunk to
-    0.15 of one epoch, what ~35 min buys at 8-13 s a step on this shared 2-core CPU;
-    experiments/results/cyclegan_horse2zebra.json).
+  cpu: the run that fits a 2-core CPU: 64 px (load 72 = 64 * 286 / 256, crop 64), resnet_6blocks
+    (the reference's choice at 128 px and below), the rest as published (widths included), one epoch
+    = 1,334 steps: constant lr for 667, then linear to 0 (the 100 + 100 epochs' shape shrunk to one
+    epoch). The results in experiments/results/cyclegan_horse2zebra.json come from this variant's
+    earlier 200-step setting (100 + 100 steps, 8-13 s a step on a shared CPU).
   tfds: the same data from tfds `cycle_gan/horse2zebra` (splits trainA, trainB, testA, testB), prepared
     in TFDS_DATA_DIR (`tfds build cycle_gan/horse2zebra` on a machine with internet).
   128: 128 px (load 143), resnet_6blocks.
