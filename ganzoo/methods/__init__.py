@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import ml_collections
 
+from ganzoo import augment
 from ganzoo import nets as nets_lib
 from ganzoo import step as step_lib
 from ganzoo.state import TrainState
@@ -82,6 +83,9 @@ class Method(abc.ABC):
   `test_config`; the defaults below cover families whose plan is their phases at the due intervals."""
 
   name: str = ""
+  # Whether the family applies DiffAugment / ADA (`config.augment.diffaugment`, `.ada`) to every image
+  # its D sees; `build` refuses them for the others with a one-line error (ganzoo.augment.refuse_augment).
+  augments: bool = False
   nets: dict[str, nets_lib.NetSpec]
   phases: tuple[step_lib.Phase, ...]
 
@@ -183,7 +187,10 @@ def get(name: str) -> type:
 
 def build(config: ml_collections.ConfigDict, data: DataSpec) -> Method:
   """The family `config.method` (default 'gan') built for data described by `data`."""
-  return get(config.get("method", "gan"))(config, data)
+  cls = get(config.get("method", "gan"))
+  if not cls.augments:
+    augment.refuse_augment(config, cls.name)
+  return cls(config, data)
 
 
 # Families register themselves on import (one line each).

@@ -3,8 +3,8 @@
 Every adversarial objective of `ganzoo.objectives`, the penalties of `ganzoo.regularizers`,
 AC-GAN's auxiliary classifier, projection and conditional-BN conditioning, TTUR (per-network
 optimizers), n_critic, weight clipping, orthogonal regularization, spectral norm on either
-network, an EMA of G, gradient accumulation and instance noise on every D input
-(`config.augment.instance_noise`, ganzoo/augment.py). Phases per step:
+network, an EMA of G, gradient accumulation, and instance noise, DiffAugment or ADA on every D input
+(`config.augment`, ganzoo/augment.py). Phases per step:
 
   d       `train.d_steps` updates of D (n_critic), each on its own real batch and fresh fakes;
           adversarial loss + AC-GAN term + every penalty with `every == 1`. With
@@ -38,6 +38,11 @@ Decisions (each is what the reference implementations do unless said otherwise):
   vectors in D updates, G's in G updates); the other network is normalized with its stored
   vectors. The new vector is computed first and W/sigma is differentiated with it, which makes
   gradient accumulation over micro-batches exact.
+- DiffAugment / ADA (`config.augment.diffaugment`, `.ada`): D's real and fake batches are augmented in
+  `prepare` (so the penalties of the d and d_reg phases see the augmented images, as they see instance
+  noise) and G's fakes inside G's loss (differentiated through, DiffAugment's and ADA's G update). ADA's
+  adaptive p: the d phase adds sign(D(real)) of each update to `state.extras`, the g phase (last in the
+  step) moves p every `augment.ada.interval` steps (ganzoo.augment.Augment.adjust).
 - Penalties see the labels of the images they are evaluated on (`regularizers.PENALTY_INPUTS`:
   R2 on fakes with the fake labels; R1, DRAGAN and the WGAN-GP interpolates with the real labels,
   the interpolate's label being its real endpoint's as in StudioGAN). A penalty needs
@@ -127,6 +132,8 @@ def _g_batch_size(t: ml_collections.ConfigDict, batch_size: int, grad_accum: int
 class GAN(methods.Method):
   """A GAN built from a config; the pure pieces a step, a sampler or a notebook needs."""
 
+  augments = True   # DiffAugment / ADA (ganzoo.augment)
+
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
     conditional = bool(config.model.get("conditional", False))
@@ -145,6 +152,9 @@ class GAN(methods.Method):
       raise ValueError(f"train.d_steps and train.g_steps must be >= 1; got {self.d_steps}, {self.g_steps}")
     self.warmup = _d_steps_warmup(t)
     self.instance_noise = augment.instance_noise(config)   # None when off
+    self.augment = augment.augmentation(config)            # DiffAugment / ADA; None when off
+    if self.augment:
+      self.augment.check(self.image_shape)
     self.g_batch_size = _g_batch_size(t, self.batch_size, self.grad_accum)
     penalties = build_penalties(config.get("penalties", ml_collections.ConfigDict()))
     self.penalties = [p for p in penalties if p[2] == 1]
@@ -163,12 +173,14 @@ class GAN(methods.Method):
         "d": nets_lib.build_spec(self.discriminator, config.nets.d, num_steps, lazy_ratio=ratio,
                                  updates_until=self.d_updates_until),
     }
+    adaptive = bool(self.augment and self.augment.adaptive)
     phases = [step_lib.Phase("d", ("d",), self._d_loss, self._d_prepare, repeats=self.d_steps, stream="real",
-                             key=D_KEY)]
+                             key=D_KEY, after=self._ada_accumulate if adaptive else None)]
     if self.reg_every:
       phases.append(step_lib.Phase("d_reg", ("d",), self._d_reg_loss, self._d_prepare, every=self.reg_every,
                                    scale=float(self.reg_every), stream="real", key=D_REG_KEY))
-    phases.append(step_lib.Phase("g", ("g",), self._g_loss, self._g_prepare, repeats=self.g_steps, key=G_KEY))
+    phases.append(step_lib.Phase("g", ("g",), self._g_loss, self._g_prepare, repeats=self.g_steps, key=G_KEY,
+                                 after=self._ada_adjust if adaptive else None))
     self.phases = tuple(phases)
     # The same phases with the warm-up's n_critic (built once: plans compare equal step to step).
     self._warm_phases = (phases[0]._replace(repeats=self.warmup[1]), *phases[1:]) if self.warmup else self.phases
@@ -223,7 +235,8 @@ class GAN(methods.Method):
                        "BatchNorm (layer norm, spectral norm or none)")
     nets = {"g": nets_lib.init_net(self.nets["g"], g_vars, rng_gsn),
             "d": nets_lib.init_net(self.nets["d"], d_vars, rng_dsn)}
-    return TrainState(step=jnp.zeros((), jnp.int32), rng=rng_run, nets=nets, extras={})
+    extras = self.augment.init_extras() if self.augment else {}
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=rng_run, nets=nets, extras=extras)
 
   # -- phases ----------------------------------------------------------------------------------
   def _real(self, data):
@@ -238,6 +251,9 @@ class GAN(methods.Method):
       noise = self.instance_noise.noise
       real = real + ctx.shard(noise(jax.random.fold_in(key, augment.REAL_NOISE_KEY), ctx.step, real.shape))
       fake = fake + ctx.shard(noise(jax.random.fold_in(key, augment.FAKE_NOISE_KEY), ctx.step, fake.shape))
+    if self.augment:   # D and the penalties see the augmented images (ganzoo.augment)
+      real = ctx.shard(self.augment(real, jax.random.fold_in(key, augment.AUG_REAL_KEY), ctx.extras))
+      fake = ctx.shard(self.augment(fake, jax.random.fold_in(key, augment.AUG_FAKE_KEY), ctx.extras))
     drop_real, drop_fake = jax.random.split(rng_drop)
     inputs = {"real": real, "real_y": real_y, "fake": fake, "fake_y": fake_y}
     return inputs, {"rng_penalty": rng_pen, "drop_real": drop_real, "drop_fake": drop_fake}
@@ -261,13 +277,16 @@ class GAN(methods.Method):
     fake_logits, fake_cls = split_d_output(ctx.apply("d", inp["fake"], inp["fake_y"], rng=inp["drop_fake"]))
     loss = self.objective.d_loss(real_logits, fake_logits)
     metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+    if self.augment and self.augment.adaptive:   # ADA's r_t statistic and p (not counted in the 3 below)
+      metrics["ada_sign"] = jnp.mean(jnp.sign(real_logits))
+      metrics["ada_p"] = ctx.extras["ada_p"]
     if real_cls is not None:
       aux = aux_classifier_loss(real_cls, inp["real_y"]) + aux_classifier_loss(fake_cls, inp["fake_y"])
       metrics["d_aux"] = aux
       loss = loss + self.aux_weight * aux
     if self.penalties:
       loss = loss + self._penalty_terms(ctx, self.penalties, inp, metrics)
-    if len(metrics) > 3:
+    if len(metrics) - 2 * bool(self.augment and self.augment.adaptive) > 3:
       metrics["d_total"] = loss  # the loss with the penalty / auxiliary terms
     return loss, metrics
 
@@ -287,12 +306,17 @@ class GAN(methods.Method):
     if self.instance_noise:   # G's fakes reach D with noise too
       inputs["noise"] = ctx.shard(self.instance_noise.noise(jax.random.fold_in(key, augment.FAKE_NOISE_KEY), ctx.step,
                                                             (z.shape[0], *self.image_shape)))
-    return inputs, {"drop_g": drop_g, "drop_d": drop_d}
+    keys = {"drop_g": drop_g, "drop_d": drop_d}
+    if self.augment:   # G's fakes are augmented inside its loss (differentiated through)
+      keys["aug"] = jax.random.fold_in(key, augment.AUG_FAKE_KEY)
+    return inputs, keys
 
   def _g_loss(self, ctx, inp):
     fake = ctx.apply("g", inp["z"], inp["y"], rng=inp["drop_g"])
     if "noise" in inp:
       fake = fake + inp["noise"]
+    if self.augment:
+      fake = self.augment(fake, inp["aug"], ctx.extras)
     fake_logits, fake_cls = split_d_output(ctx.apply("d", fake, inp["y"], rng=inp["drop_d"]))
     loss = self.objective.g_loss(fake_logits, None)
     metrics = {"g_loss": loss}
@@ -301,6 +325,15 @@ class GAN(methods.Method):
       metrics["g_aux"] = aux
       loss = loss + self.aux_weight * aux
     return loss, metrics
+
+  # ADA's adaptive p (ganzoo.augment.Augment): statistics from each D update, the adjustment after G's.
+  def _ada_accumulate(self, extras, metrics, step):
+    del step
+    return self.augment.accumulate(extras, metrics["ada_sign"], self.batch_size)
+
+  def _ada_adjust(self, extras, metrics, step):
+    del metrics
+    return self.augment.adjust(extras, step, self.batch_size)
 
   # -- inference -------------------------------------------------------------------------------
   @property

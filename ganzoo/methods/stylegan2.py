@@ -31,6 +31,15 @@ EMA of G (training_loop.py): beta = 0.5 ** (batch / max(ema_nimg, 1e-8)) with em
 ema_kimg * 1000, capped at cur_nimg * ema_rampup when a ramp-up is set (cur_nimg = images shown
 before this step), updated once per step after G's last update.
 
+Augmentation of every image D sees (`config.augment.diffaugment` or `config.augment.ada`, ganzoo/augment.py),
+as stylegan2-ada-pytorch's loss.py run_D does: the fakes of the g phase (inside G's loss, differentiated
+through), the reals and fakes of the d phase, and the reals of R1, which is taken w.r.t. the images before
+augmentation through a fresh augmentation, ||grad_x D(A(x))||^2 (loss.py: real_img_tmp requires grad and
+run_D augments it). ADA's adaptive p: every D evaluation of reals (the d phase's and R1's, both report
+Loss/signs/real in loss.py) adds sign(D(real)) to `state.extras` ('ada_signs', 'ada_count'); after the last
+D phase of a step, p ('ada_p') moves when the completed steps are a multiple of `augment.ada.interval`
+(training_loop.py), so a resumed run continues with the same p and statistics.
+
 Config (`config.loss`, the family's knobs): name 'stylegan2', r1_gamma, r1_every, pl_weight,
 pl_every, pl_decay, pl_batch_shrink, style_mixing, w_avg_beta, ema_kimg, ema_rampup (None = off).
 `config.model`: size (a preset of ganzoo.models.stylegan2.PRESETS), truncation_psi (sampling).
@@ -71,14 +80,20 @@ def ema_beta(cur_nimg: jax.Array, batch_size: int, ema_kimg: float, rampup: floa
 
 @methods.register("stylegan2")
 class StyleGAN2(methods.Method):
-  """StyleGAN2: networks 'g' and 'd'; `state.extras` = {'pl_mean', 'w_avg'}."""
+  """StyleGAN2: networks 'g' and 'd'; `state.extras` = {'pl_mean', 'w_avg'} (+ ADA's p and statistics)."""
+
+  augments = True   # DiffAugment / ADA (ganzoo.augment)
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
-    # stylegan2-ada-pytorch trains without instance noise (R1 regularizes D; ADA / DiffAugment, not yet
-    # built here, are its augmentations of D's inputs): a one-line error, not a silent no-op.
+    # stylegan2-ada-pytorch trains without instance noise (R1 regularizes D; ADA / DiffAugment are its
+    # augmentations of D's inputs): a one-line error, not a silent no-op.
     augment.refuse_instance_noise(config, "stylegan2")
     self.image_shape = tuple(data.image_shape)
+    self.augment = augment.augmentation(config)   # None when off
+    if self.augment:
+      self.augment.check(self.image_shape)
+    adaptive = bool(self.augment and self.augment.adaptive)
     loss = config.loss
     if loss.get("name", "stylegan2") != "stylegan2":
       raise ValueError(f"the 'stylegan2' family has its own objective: set config.loss.name='stylegan2' "
@@ -121,15 +136,22 @@ class StyleGAN2(methods.Method):
     if self.pl_every:
       phases.append(step_lib.Phase("g_reg", ("g",), self._pl_loss, self._pl_prepare, every=self.pl_every,
                                    scale=float(self.pl_every), key=G_REG_KEY, after=self._after_pl))
-    phases.append(step_lib.Phase("d", ("d",), self._d_loss, self._d_prepare, stream="real", key=D_KEY))
+    d_main = step_lib.Phase("d", ("d",), self._d_loss, self._d_prepare, stream="real", key=D_KEY,
+                            after=self._ada_after_last if adaptive else None)
+    # ADA: p moves after the step's last D phase; the d phase before an R1 phase only gathers statistics.
+    self._d_main_before_reg = d_main._replace(after=self._ada_after if adaptive else None)
+    phases.append(d_main)
     phases.append(step_lib.Phase("d_reg", ("d",), self._r1_loss, self._r1_prepare, every=self.r1_every,
-                                 scale=float(self.r1_every), stream="real", key=D_REG_KEY))
+                                 scale=float(self.r1_every), stream="real", key=D_REG_KEY,
+                                 after=self._ada_after_last_r1 if adaptive else None))
     self.phases = tuple(phases)
 
   def plan(self, step: int) -> step_lib.StepPlan:
     plan = step_lib.plan_for_step(self.phases, int(step))
     if any(p.name == "g_reg" for p in plan.phases):
       plan = step_lib.StepPlan(tuple(self._g_main_before_reg if p.name == "g" else p for p in plan.phases), plan.tag)
+    if self.augment and self.augment.adaptive and any(p.name == "d_reg" for p in plan.phases):
+      plan = step_lib.StepPlan(tuple(self._d_main_before_reg if p.name == "d" else p for p in plan.phases), plan.tag)
     return plan
 
   # -- state ----------------------------------------------------------------------------------
@@ -142,6 +164,8 @@ class StyleGAN2(methods.Method):
     nets = {"g": nets_lib.init_net(self.nets["g"], g_vars, rng_gsn),
             "d": nets_lib.init_net(self.nets["d"], d_vars, rng_dsn)}
     extras = {"pl_mean": jnp.zeros((), jnp.float32), "w_avg": jnp.zeros((self.w_dim,), jnp.float32)}
+    if self.augment:
+      extras.update(self.augment.init_extras())
     return TrainState(step=jnp.zeros((), jnp.int32), rng=rng_run, nets=nets, extras=extras)
 
   # -- G forward with style mixing ------------------------------------------------------------
@@ -172,11 +196,16 @@ class StyleGAN2(methods.Method):
     w = jax.lax.stop_gradient(ctx.apply("g", z, method="mapping"))
     extras = {**ctx.extras, "w_avg": sg.update_w_avg(ctx.extras["w_avg"], w, self.w_avg_beta).astype(
         ctx.extras["w_avg"].dtype)}
-    return {"z": z, "z2": z2}, {"mix": k_mix, "noise": k_noise}, extras
+    keys = {"mix": k_mix, "noise": k_noise}
+    if self.augment:
+      keys["aug"] = jax.random.fold_in(key, augment.AUG_FAKE_KEY)
+    return {"z": z, "z2": z2}, keys, extras
 
   def _g_loss(self, ctx, inp):
     ws, _ = self._ws(ctx, inp["z"], inp["z2"], inp["mix"])
     fake = ctx.apply("g", ws, inp["noise"], method="synthesis")
+    if self.augment:
+      fake = self.augment(fake, inp["aug"], ctx.extras)
     loss = jnp.mean(jax.nn.softplus(-ctx.apply("d", fake)))
     return loss, {"g_loss": loss}
 
@@ -210,6 +239,9 @@ class StyleGAN2(methods.Method):
     z, z2 = self._latents(ctx, k_lat, real.shape[0])
     ws, _ = self._ws(ctx, z, z2, k_mix)
     fake = jax.lax.stop_gradient(ctx.apply("g", ws, k_noise, method="synthesis"))
+    if self.augment:   # not differentiated: augmented here, outside the gradient
+      real = ctx.shard(self.augment(real, jax.random.fold_in(key, augment.AUG_REAL_KEY), ctx.extras))
+      fake = ctx.shard(self.augment(fake, jax.random.fold_in(key, augment.AUG_FAKE_KEY), ctx.extras))
     return {"real": real, "fake": fake}, {}
 
   def _d_loss(self, ctx, inp):
@@ -218,15 +250,39 @@ class StyleGAN2(methods.Method):
     loss_fake = jnp.mean(jax.nn.softplus(fake_logits))
     loss_real = jnp.mean(jax.nn.softplus(-real_logits))
     loss = loss_fake + loss_real
-    return loss, {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
+    metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
+    if self.augment and self.augment.adaptive:
+      metrics.update(ada_sign=jnp.mean(jnp.sign(real_logits)), ada_p=ctx.extras["ada_p"])
+    return loss, metrics
 
   def _r1_prepare(self, ctx, data, key):
-    del key
-    return {"real": data["image"]}, {}
+    keys = {"aug": jax.random.fold_in(key, augment.AUG_REAL_KEY)} if self.augment else {}
+    return {"real": data["image"]}, keys
 
   def _r1_loss(self, ctx, inp):
-    r1 = regularizers.r1_penalty(lambda x: ctx.apply("d", x), inp["real"])
-    return (self.r1_gamma / 2.0) * r1, {"r1": r1}
+    if not self.augment:
+      r1 = regularizers.r1_penalty(lambda x: ctx.apply("d", x), inp["real"])
+      return (self.r1_gamma / 2.0) * r1, {"r1": r1}
+    # R1 through the augmentation, w.r.t. the reals before it (loss.py); one forward gives the logits for ADA.
+    logits, pullback = jax.vjp(lambda x: ctx.apply("d", self.augment(x, inp["aug"], ctx.extras)), inp["real"])
+    grads = pullback(jnp.ones_like(logits))[0]
+    r1 = jnp.mean(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1))
+    metrics = {"r1": r1}
+    if self.augment.adaptive:
+      metrics["r1_ada_sign"] = jnp.mean(jnp.sign(logits))
+    return (self.r1_gamma / 2.0) * r1, metrics
+
+  # ADA's adaptive p: statistics from every D evaluation of reals, the adjustment after the step's last D phase.
+  def _ada_after(self, extras, metrics, step):
+    del step
+    return self.augment.accumulate(extras, metrics["ada_sign"], self.batch_size)
+
+  def _ada_after_last(self, extras, metrics, step):
+    return self.augment.adjust(self._ada_after(extras, metrics, step), step, self.batch_size)
+
+  def _ada_after_last_r1(self, extras, metrics, step):
+    extras = self.augment.accumulate(extras, metrics["r1_ada_sign"], self.batch_size)
+    return self.augment.adjust(extras, step, self.batch_size)
 
   # -- inference -------------------------------------------------------------------------------
   def generate(self, state: TrainState, z: jax.Array, noise_rng: jax.Array | None, use_ema: bool = True,
