@@ -290,16 +290,17 @@ def _geometric_resample(x: jax.Array, g_inv: jax.Array) -> jax.Array:
   x = jnp.pad(x, ((0, 0), (my, my), (mx, mx), (0, 0)), mode="reflect")   # symmetric: no origin shift
   x = _upsample2x(_upsample2x(x, f, 1), f, 2)
   g = g_inv.astype(jnp.float32)
-  g = scale2d(2, 2) @ g @ scale2d(0.5, 0.5)
-  g = translate2d(-0.5, -0.5) @ g @ translate2d(0.5, 0.5)
+  g = scale2d(2, 2)[None] @ g @ scale2d(0.5, 0.5)[None]   # [None]: the config's strict rank promotion
+  g = translate2d(-0.5, -0.5)[None] @ g @ translate2d(0.5, 0.5)[None]
   out_h, out_w = (h + hz_pad * 2) * 2, (w + hz_pad * 2) * 2
   up_h, up_w = x.shape[1], x.shape[2]
-  g = scale2d(2 / up_w, 2 / up_h) @ g @ scale2d(out_w / 2, out_h / 2)
+  g = scale2d(2 / up_w, 2 / up_h)[None] @ g @ scale2d(out_w / 2, out_h / 2)[None]
   # affine_grid(align_corners=False): the output's pixel centres in [-1, 1], then theta = G_inv[:2].
   bx = (2 * jnp.arange(out_w, dtype=jnp.float32) + 1) / out_w - 1
   by = (2 * jnp.arange(out_h, dtype=jnp.float32) + 1) / out_h - 1
   px = jnp.broadcast_to(bx[None], (out_h, out_w)).reshape(-1)
   py = jnp.broadcast_to(by[:, None], (out_h, out_w)).reshape(-1)
+  px, py = px[None], py[None]
   gx = g[:, 0, 0, None] * px + g[:, 0, 1, None] * py + g[:, 0, 2, None]
   gy = g[:, 1, 0, None] * px + g[:, 1, 1, None] * py + g[:, 1, 2, None]
   y = _grid_sample(x, gx.astype(x.dtype), gy.astype(x.dtype)).reshape(n, out_h, out_w, c)
@@ -320,8 +321,8 @@ def _integer_resample(x: jax.Array, g_inv: jax.Array) -> jax.Array:
   or fractional translation go through `_geometric_resample` with the whole matrix, as in the reference."""
   n, h, w, _ = x.shape
   cx, cy = (w - 1) / 2, (h - 1) / 2
-  px = jnp.broadcast_to(jnp.arange(w, dtype=jnp.float32)[None] - cx, (h, w)).reshape(-1)
-  py = jnp.broadcast_to(jnp.arange(h, dtype=jnp.float32)[:, None] - cy, (h, w)).reshape(-1)
+  px = jnp.broadcast_to(jnp.arange(w, dtype=jnp.float32)[None] - cx, (h, w)).reshape(1, -1)
+  py = jnp.broadcast_to(jnp.arange(h, dtype=jnp.float32)[:, None] - cy, (h, w)).reshape(1, -1)
   g = g_inv.astype(jnp.float32)
   sx = g[:, 0, 0, None] * px + g[:, 0, 1, None] * py + g[:, 0, 2, None] + cx
   sy = g[:, 1, 0, None] * px + g[:, 1, 1, None] * py + g[:, 1, 2, None] + cy
@@ -370,8 +371,8 @@ def ada_augment(x: jax.Array, key: jax.Array, p: jax.Array | float, strengths: d
   ops fired keeps its colors exactly (the reference multiplies by an identity matrix assembled in float), so
   p = 0 is exactly the identity. `_geometric_resample` agrees with a torch transcription of the reference's
   pad / upfirdn2d / affine_grid / grid_sample chain at the same margin to 3e-6 (float32 matrices). The full
-  resampling runs only when some image of the batch needs it (lax.cond), as the reference skips it when no
-  geometric op is on. Linear in x for fixed draws, hence differentiable w.r.t. the image.
+  resampling runs on every batch when the pipeline has a scale / rotate / aniso / xfrac op (the reference
+  skips it when no op is on; see the comment at its call). Linear in x for fixed draws, hence differentiable w.r.t. the image.
   """
   n, h, w, c = x.shape
   p = jnp.asarray(p, jnp.float32)
@@ -423,9 +424,10 @@ def ada_augment(x: jax.Array, key: jax.Array, p: jax.Array | float, strengths: d
   if any(strengths.get(name, 0) for name in _GEOM_OPS):
     exact = _integer_resample(x, integer)
     if any(strengths.get(name, 0) for name in ("scale", "rotate", "aniso", "xfrac")):
-      sel = continuous[:, None, None, None]
-      x = jax.lax.cond(jnp.any(continuous), lambda: jnp.where(sel, _geometric_resample(x, g_inv), exact),
-                       lambda: exact)
+      # Both paths always run (no lax.cond on "any image needs the resampling"): under jax.grad a cond's
+      # gradient here was off by 2e-6 relative in float64 against finite differences, and the resampling of
+      # a 32x32 batch costs little next to D.
+      x = jnp.where(continuous[:, None, None, None], _geometric_resample(x, g_inv), exact)
     else:
       x = exact
 
@@ -439,7 +441,7 @@ def ada_augment(x: jax.Array, key: jax.Array, p: jax.Array | float, strengths: d
   if strengths.get("brightness", 0):
     k, on = gate("brightness")
     b = jnp.where(on, jax.random.normal(k, (n,)) * BRIGHTNESS_STD, 0.0)
-    shift = jnp.broadcast_to(eye4, (n, 4, 4)).at[:, :3, 3].set(b[:, None])
+    shift = jnp.broadcast_to(eye4, (n, 4, 4)).at[:, :3, 3].set(b[:, None].astype(jnp.float32))
     cm, fired = shift @ cm, fired | on
   if strengths.get("contrast", 0):
     k, on = gate("contrast")
@@ -449,7 +451,7 @@ def ada_augment(x: jax.Array, key: jax.Array, p: jax.Array | float, strengths: d
   if strengths.get("lumaflip", 0):
     k, on = gate("lumaflip")
     i = jnp.where(on, jnp.floor(jax.random.uniform(k, (n,)) * 2), 0.0)
-    cm, fired = (eye4 - 2 * vv * i[:, None, None]) @ cm, fired | on
+    cm, fired = (eye4[None] - 2 * vv[None] * i[:, None, None]) @ cm, fired | on
   if strengths.get("hue", 0) and c > 1:
     k, on = gate("hue")
     theta = jnp.where(on, (jax.random.uniform(k, (n,)) * 2 - 1) * np.pi * HUE_MAX, 0.0)
@@ -457,7 +459,7 @@ def ada_augment(x: jax.Array, key: jax.Array, p: jax.Array | float, strengths: d
   if strengths.get("saturation", 0) and c > 1:
     k, on = gate("saturation")
     s = jnp.where(on, jnp.exp2(jax.random.normal(k, (n,)) * SATURATION_STD), 1.0)
-    cm, fired = (vv + (eye4 - vv) * s[:, None, None]) @ cm, fired | on
+    cm, fired = (vv[None] + (eye4 - vv)[None] * s[:, None, None]) @ cm, fired | on
   cm = cm.astype(x.dtype)
   if c == 3:
     colored = jnp.einsum("nij,nhwj->nhwi", cm[:, :3, :3], x) + cm[:, None, None, :3, 3]
