@@ -48,7 +48,7 @@ Variants (ganzoo/methods/vae.py, ganzoo/models/vae.py):
   residual       the "Residual" rows: the residual encoder/decoder (and, with cq, the residual D).
   large_d        the "large Discr." row: D at twice the widths (d_width = 2; the seed gives no size).
   ablation       the Fashion-MNIST ablation run here (with one of vae, vae_f, cq, cq_f, gan and
-                 fashion_mnist): the cpu setting for ABLATION_STEPS (750) steps, a one-scale flow of 8-feature
+                 fashion_mnist): the cpu setting for ABLATION_STEPS (500) steps, a one-scale flow of 8-feature
                  couplings, FID of 1,000 samples at the end.
   tiny           tests.
 
@@ -64,7 +64,7 @@ from ganzoo.config import apply_variants, get_base_config
 from ganzoo.methods.vae import add_config_fields
 
 
-ABLATION_STEPS = 750
+ABLATION_STEPS = 500
 
 
 def get_config(arg=None):
