@@ -87,6 +87,9 @@ def ablation(args):
   """The five rows of the seed's first table from their workdirs -> one json (module docstring)."""
   rows = {}
   test = None
+  # Rows already in <out>.json at the same step, test count and with their FID are kept (the script
+  # runs again as each run finishes).
+  old = json.load(open(args.out + ".json"))["rows"] if os.path.exists(args.out + ".json") else {}
   for row in ABLATION_ROWS:
     workdir = os.path.join(args.ablation_root, f"ablation_{row}")
     if not os.path.exists(os.path.join(workdir, "metrics.jsonl")):
@@ -95,6 +98,11 @@ def ablation(args):
     config = runs.load_run_config(workdir)
     method = runs.build_method(config)
     state, step = runs.restore_state(method, workdir)
+    prev = old.get(row, {})
+    if (prev.get("steps") == int(step) and prev.get("test_bpd_images") == min(args.num_test, 10_000)
+        and prev.get("fid") is not None):
+      rows[row] = prev
+      continue
     if test is None:
       d = config.data
       test = data_lib.load_images(d.name, "test", data_dir=d.get("data_dir", None), path=d.get("path", None),

@@ -45,7 +45,8 @@ Decoder likelihoods (`likelihood`), each on pixels p in {0, ..., 255} of the dat
 VAE-F hook (seed eq. 6-8): `VAE.flow` is any Flax module with `forward(x, train) -> (y, logdet)`
 (and `inverse(y, train) -> x` for samples), x the dequantized images in [0, 1] (NHWC), y of the same
 shape, logdet [N] = log |det df/dx| including any pre-processing the flow applies to x. With a flow,
-the decoder's Gaussian (identity mean activation: y is unbounded) is placed on y = f(x) and
+the decoder's Gaussian (config.model.mean_activation 'auto': identity, y is unbounded; sigmoid without
+a flow) is placed on y = f(x) and
 log p(x|z) = log N(f(x); mu(z), sigma(z)) + logdet. ganzoo/methods/vae.py builds the flow from
 `FLOWS[config.model.flow]`; 'realnvp' (registered below) is ganzoo/models/realnvp.py's RealNVP:
 
