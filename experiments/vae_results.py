@@ -95,9 +95,17 @@ def ablation(args):
     if not os.path.exists(os.path.join(workdir, "metrics.jsonl")):
       rows[row] = {"missing": workdir}
       continue
+    lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl")) if l.strip()]
+    evals = [l for l in lines if "eval/fid" in l]
+    if not evals:   # still training: the row waits for its final evaluation
+      rows[row] = {"unfinished": workdir, "last_step": lines[-1]["step"] if lines else None}
+      continue
     config = runs.load_run_config(workdir)
     method = runs.build_method(config)
     state, step = runs.restore_state(method, workdir)
+    if int(step) != int(evals[-1]["step"]):
+      rows[row] = {"unfinished": workdir, "last_step": int(step), "fid_step": evals[-1]["step"]}
+      continue
     prev = old.get(row, {})
     if (prev.get("steps") == int(step) and prev.get("test_bpd_images") == min(args.num_test, 10_000)
         and prev.get("fid") is not None):
@@ -110,8 +118,6 @@ def ablation(args):
       test = test[:args.num_test]
     t0 = time.time()
     bpd = bits_per_dim(method, state, test, "elbo", 1, args.batch_size)
-    lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl")) if l.strip()]
-    evals = [l for l in lines if "eval/fid" in l]
     record = runs.training_record(workdir)
     done_step, done_s = _console(os.path.join(args.ablation_root, "ablation_logs", f"{row}.log"))
     rows[row] = {
@@ -120,7 +126,7 @@ def ablation(args):
         "steps": int(step), "train_done": {"step": done_step, "seconds": done_s},
         "mean_steps_per_sec": float(np.mean(record["steps_per_sec"])) if record["steps_per_sec"] else None,
         "test_bpd_elbo": bpd, "test_bpd_images": int(len(test)), "bpd_seconds": time.time() - t0,
-        "fid": evals[-1]["eval/fid"] if evals else None, "fid_step": evals[-1]["step"] if evals else None,
+        "fid": evals[-1]["eval/fid"], "fid_step": evals[-1]["step"], "run_eval_bpd_1000": evals[-1].get("eval/bpd"),
         "fid_samples": int(config.eval.num_samples),
         "model": {k: config.model[k] for k in ("arch", "z_dim", "flow", "flow_size", "flow_scales", "flow_features",
                                                "flow_blocks", "d_arch", "d_width")},
@@ -152,7 +158,7 @@ def ablation(args):
     json.dump(out, f, indent=1)
   for row in ABLATION_ROWS:
     r = rows[row]
-    print(f"{row:6s} steps {r.get('steps')} bpd {r.get('test_bpd_elbo')} fid {r.get('fid')} "
+    print(f"{row:6s} {'unfinished' if 'unfinished' in r else ''} steps {r.get('steps')} bpd {r.get('test_bpd_elbo')} fid {r.get('fid')} "
           f"seed {SEED_CIFAR10[row]}")
   print(json.dumps(checks, indent=1))
 
