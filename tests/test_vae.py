@@ -9,12 +9,14 @@ The bounds are checked on a linear Gaussian model, where everything has a closed
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import logsumexp as scipy_logsumexp
 
+from ganzoo import nets as nets_lib
 from ganzoo.methods import vae as vae_lib
 from ganzoo.models import vae as vae_models
 
@@ -262,3 +264,101 @@ def test_cq_losses_are_the_seeds_equations_1_and_2():
     np.testing.assert_allclose(float(metrics["quality_loss"]), -np.mean(np.log(p / (1 - p))), rtol=1e-4, atol=1e-6)
     want = float(metrics["vae_loss"]) + 0.7 * float(metrics["quality_loss"])
     np.testing.assert_allclose(float(loss), want, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# VAE-F (seed 003 eq. 6-8): the decoder's Gaussian on y = f(x) with log |det df/dx|.
+
+class _AffineFlow(nn.Module):
+  """y = a x + b per dimension (a > 0 fixed by `seed`; a = 1, b = 0 is the identity), log-det sum log a,
+  or 0 with `drop_logdet` (the same y: the difference of two bounds is then the log-det alone)."""
+  seed: int = -1
+  drop_logdet: bool = False
+
+  def _ab(self, shape):
+    if self.seed < 0:
+      return np.ones(shape[1:]), np.zeros(shape[1:])
+    rng = np.random.default_rng(self.seed)
+    return rng.uniform(0.3, 3.0, shape[1:]), rng.normal(size=shape[1:])
+
+  def forward(self, x, train=True):
+    a, b = self._ab(x.shape)
+    logdet = jnp.zeros(x.shape[:1], x.dtype) + (0.0 if self.drop_logdet else float(np.log(a).sum()))
+    return x * jnp.asarray(a, x.dtype)[None] + jnp.asarray(b, x.dtype)[None], logdet
+
+  def inverse(self, y, train=True):
+    a, b = self._ab(y.shape)
+    return (y - jnp.asarray(b, y.dtype)[None]) / jnp.asarray(a, y.dtype)[None]
+
+
+vae_models.register_flow("test_identity", lambda cfg, shape: _AffineFlow())
+vae_models.register_flow("test_affine", lambda cfg, shape: _AffineFlow(seed=3))
+vae_models.register_flow("test_affine_no_logdet", lambda cfg, shape: _AffineFlow(seed=3, drop_logdet=True))
+
+
+def _vae_f(flow, **model):
+  from ganzoo import methods
+  config, data = methods.get("vae").test_config()
+  config.model.update(dict(flow=flow, **model))
+  return methods.build(config, data), data
+
+
+def _images(data, n=16, seed=0):
+  pixels = np.random.default_rng(seed).integers(0, 256, (n, *data.image_shape))
+  return jnp.asarray(pixels / 127.5 - 1.0)
+
+
+def test_vae_f_with_an_identity_flow_is_the_vae():
+  """f = identity (log-det 0) and the VAE's sigmoid mean: VAE-F's ELBO, IWAE-5 and bits/dim on the same
+  params, batch and key equal the plain VAE's. Both compute the same float64 operations on the same
+  numbers (y = 1 * x + 0 is exact), so the tolerance is float64 rounding: 1e-12 relative."""
+  plain, data = _vae_f("none")
+  ident, _ = _vae_f("test_identity", mean_activation="sigmoid")
+  state = plain.init(jax.random.PRNGKey(0))
+  image = _images(data)
+  for kind, k in (("elbo", 1), ("iwae", 5)):
+    np.testing.assert_allclose(np.asarray(ident.bound(state, image, plain.eval_key, kind, k)),
+                               np.asarray(plain.bound(state, image, plain.eval_key, kind, k)), rtol=1e-12)
+  np.testing.assert_allclose(float(ident.nll(state, {"image": image})), float(plain.nll(state, {"image": image})),
+                             rtol=1e-12)
+
+
+def test_vae_f_bits_per_dim_shift_by_the_affine_flows_log_det():
+  """y = a x + b with a_j ~ U[0.3, 3] per dimension: log |det df/dx| = sum_j log a_j (by hand, numpy), so
+  VAE-F's bound minus the same model's with the log-det dropped is sum_j log a_j nats per image and its
+  bits/dim lower by sum_j log a_j / (D ln 2). A wrong sign or a missing log-det fails by that amount
+  (here ~0.1 bits/dim). Float64 throughout: 1e-9 absolute (bounds of ~1e3 nats)."""
+  with_ld, data = _vae_f("test_affine")
+  without, _ = _vae_f("test_affine_no_logdet")
+  state = with_ld.init(jax.random.PRNGKey(1))
+  image = _images(data, seed=1)
+  a = np.random.default_rng(3).uniform(0.3, 3.0, data.image_shape)
+  log_det = float(np.log(a).sum())
+  assert abs(log_det) > 5.0   # a shift the test can see
+  diff = with_ld.bound(state, image, with_ld.eval_key) - without.bound(state, image, with_ld.eval_key)
+  np.testing.assert_allclose(np.asarray(diff), log_det, atol=1e-9)
+  d = math.prod(data.image_shape)
+  shift = float(with_ld.nll(state, {"image": image})) - float(without.nll(state, {"image": image}))
+  np.testing.assert_allclose(shift, -log_det / (d * math.log(2.0)), atol=1e-11)
+
+
+def test_realnvp_flow_under_the_vae_at_initialization():
+  """config.model.flow='realnvp' builds ganzoo/models/realnvp.py's RealNVP on x = (p + u) / 256 in [0, 1]:
+  at initialization (inference mode) every coupling's s and t are 0 and each output BN divides by
+  sqrt(1 + eps) (running var 1, eps 1e-4) with log-det -1/2 log(1 + eps) per updated unit. One scale
+  (flow_scales=1) = 4 checkerboard couplings, each updating half of the D units, so every unit is updated
+  twice: y = logit(s) / (1 + eps) and logdet = sum log((1 - 2 alpha) / (s (1 - s))) - D log(1 + eps),
+  s = alpha + (1 - 2 alpha) x, alpha = 0.05: the logit's log-det is in the flow's. Float64 with float32
+  params: 1e-9 relative."""
+  method, data = _vae_f("realnvp", flow_size="tiny", flow_scales=1)
+  state = method.init(jax.random.PRNGKey(0))
+  assert sorted(state.nets["vae"].params["flow"]) == [f"scale0_checker{i}" for i in range(4)]
+  spec = method.nets["vae"]
+  x01 = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (4, *data.image_shape)))
+  y, logdet = nets_lib.forward(spec, state.nets["vae"].params, state.nets["vae"].batch_stats, x01,
+                               method="features", train=False)[0]
+  s = 0.05 + 0.9 * np.asarray(x01)
+  eps = 1e-4
+  np.testing.assert_allclose(np.asarray(y), np.log(s / (1 - s)) / (1 + eps), rtol=1e-9)
+  want = np.log(0.9 / (s * (1 - s))).sum((1, 2, 3)) - math.prod(data.image_shape) * math.log(1 + eps)
+  np.testing.assert_allclose(np.asarray(logdet), want, rtol=1e-9)

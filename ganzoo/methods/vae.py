@@ -35,8 +35,15 @@ VAE-F / CQ-F (seed eq. 6-8): `config.model.flow = '<name>'` puts the decoder's G
 of a flow registered in `ganzoo.models.vae.FLOWS` (a module with `forward(x, train) -> (y, logdet)`
 on dequantized x in [0, 1], and `inverse(y, train) -> x` for samples); log p(x|z) = log N(f(x);
 mu(z), sigma(z)) + logdet. The flow's params are part of network 'vae' (trained by L_C and L_Q, as
-the seed's decoder), so nothing else changes: ELBO, IWAE, nll and the phases are written in terms of
+the seed's decoder; D looks at images, see ganzoo/models/vae.py), so nothing else changes: ELBO, IWAE, nll and the phases are written in terms of
 `features` and `to_image`, which are the identity without a flow. It needs likelihood 'gaussian'.
+
+GAN row of the seed's tables (`loss.coverage_weight = 0` with quality_weight > 0): L_Q alone trains the
+decoder (and flow), the encoder is unused. Decision: the GAN of the ablation is this, not the `gan`
+family with a matching G, so that G (the decoder's mean network), D, the D loss (eq. 1), the G loss
+(eq. 2), the optimizers and the data pipeline are those of CQ exactly and only the L_C term differs.
+Its `nll` is still the ELBO through the untrained encoder and sigma head: a valid but loose bound, not
+a likelihood of the GAN (the seed's GAN BPD is starred for the same reason).
 
 Sampling (`model.sample`): 'mean' (default; the Flax example's `generate` and compare_gan's
 `fake_images` show the decoder mean) or 'sample' (a draw from p(x|z)), of z ~ N(0, I), in [-1, 1].
@@ -123,8 +130,13 @@ def add_config_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict
   c.model = ml_collections.ConfigDict(dict(
       name="vae", size="paper", conditional=False,
       arch="mlp", z_dim=20, hidden=500, likelihood="bernoulli", learn_sigma=False, sigma=0.1, min_sigma=1e-3,
-      encoder_batchnorm=False, flow="none", sample="mean", d_arch="compare_gan", d_hidden=16))
-  c.loss = ml_collections.ConfigDict(dict(name="vae", quality_weight=0.0, eval_bound="elbo", eval_samples=1))
+      encoder_batchnorm=False, flow="none", sample="mean", d_arch="compare_gan", d_hidden=16, d_width=1,
+      mean_activation="auto", flow_size="seed", flow_norm="batch", flow_logit_alpha=0.05,
+      flow_scales=ml_collections.FieldReference(None, field_type=int),
+      flow_features=ml_collections.FieldReference(None, field_type=int),
+      flow_blocks=ml_collections.FieldReference(None, field_type=int)))
+  c.loss = ml_collections.ConfigDict(dict(name="vae", coverage_weight=1.0, quality_weight=0.0, eval_bound="elbo",
+                                          eval_samples=1))
   c.nets = ml_collections.ConfigDict({"vae": nets_lib.net_config(name="adam", lr=1e-3, b1=0.9, b2=0.999)})
   return c
 
@@ -158,7 +170,16 @@ class VAEMethod(methods.Method):
     if self.has_flow and self.likelihood != "gaussian":
       raise ValueError("a flow (VAE-F) puts the decoder's Gaussian on its features: "
                        "set config.model.likelihood='gaussian'")
+    self.mean_activation = m.get("mean_activation", "auto")
+    if self.mean_activation == "auto":   # y of a flow is unbounded; images without one lie in [0, 1]
+      self.mean_activation = "identity" if self.has_flow else "sigmoid"
+    if self.mean_activation not in ("sigmoid", "identity"):
+      raise ValueError(f"config.model.mean_activation={self.mean_activation!r}: use 'auto', 'sigmoid' or 'identity'")
+    self.coverage_weight = float(loss.get("coverage_weight", 1.0))
     self.quality_weight = float(loss.get("quality_weight", 0.0))
+    if self.coverage_weight < 0 or self.coverage_weight + self.quality_weight <= 0:
+      raise ValueError(f"config.loss.coverage_weight={self.coverage_weight} must be >= 0 and not both it and "
+                       "quality_weight 0 (coverage_weight 0 with quality_weight > 0 is the GAN row)")
     if self.quality_weight < 0:
       raise ValueError(f"config.loss.quality_weight={self.quality_weight} must be >= 0 (0 = VAE, > 0 = CQ)")
     if self.requires_quality and self.quality_weight <= 0:
@@ -210,7 +231,7 @@ class VAEMethod(methods.Method):
 
   def _distribution(self, raw: jax.Array) -> dict[str, jax.Array]:
     return vae_models.decoder_distribution(raw, self.likelihood, self.learn_sigma, self.sigma, self.min_sigma,
-                                           "identity" if self.has_flow else "sigmoid")
+                                           self.mean_activation)
 
   def _log_lik(self, dist: dict[str, jax.Array], target: jax.Array) -> jax.Array:
     if self.likelihood == "bernoulli":
@@ -250,15 +271,19 @@ class VAEMethod(methods.Method):
 
   def _vae_loss(self, ctx: step_lib.Context, inp):
     apply = lambda *a, **k: ctx.apply("vae", *a, **k)
-    enc_in, target, logdet, offset = self._data(apply, inp["image"], inp.get("noise"), train=True)
-    mean, log_std = apply(2.0 * enc_in - 1.0, method="encode", train=True)
-    z = reparameterize(mean, log_std, inp["eps"])
-    rec = self._log_lik(self._distribution(apply(z, method="decode", train=True)), target) + logdet
-    kl = kl_standard_normal(mean, log_std)
-    l_c = jnp.mean(kl - rec)
-    metrics = {"vae_loss": l_c, "kl": kl.mean(), "rec_nll": -rec.mean(),
-               "bpd": (l_c + offset) / (self.num_dims * math.log(2.0))}
-    loss = l_c
+    loss, metrics = 0.0, {}
+    if self.coverage_weight > 0:   # 0: the GAN row (L_Q alone), the encoder and L_C not computed
+      enc_in, target, logdet, offset = self._data(apply, inp["image"], inp.get("noise"), train=True)
+      mean, log_std = apply(2.0 * enc_in - 1.0, method="encode", train=True)
+      z = reparameterize(mean, log_std, inp["eps"])
+      rec = self._log_lik(self._distribution(apply(z, method="decode", train=True)), target) + logdet
+      kl = kl_standard_normal(mean, log_std)
+      l_c = jnp.mean(kl - rec)
+      metrics = {"vae_loss": l_c, "kl": kl.mean(), "rec_nll": -rec.mean(),
+                 "bpd": (l_c + offset) / (self.num_dims * math.log(2.0))}
+      if self.has_flow:   # (without a flow the zeros carry the input's dtype, not the float64 of the 8 == 1 test)
+        metrics["logdet"] = logdet.mean()
+      loss = self.coverage_weight * l_c
     if self.adversarial:
       l_q = -jnp.mean(ctx.apply("d", self._images(apply, inp["z"], None, train=True)))
       loss = loss + self.quality_weight * l_q
@@ -316,7 +341,11 @@ class VAEMethod(methods.Method):
     c.data.batch_size = 16
     c.model.update(dict(arch="tiny", z_dim=4, hidden=16, likelihood="gaussian", learn_sigma=True, d_arch="tiny"))
     if cls.requires_quality:
+      # The cq row is CQ-F (the tiny Real NVP under the decoder): the family tests then cover the flow's
+      # params and batch statistics in network 'vae' and L_Q through the flow's inverse; CQ without a
+      # flow runs the same code with `features` the identity (the vae row).
       c.loss.quality_weight = 1.0
+      c.model.update(dict(flow="realnvp", flow_size="tiny", flow_scales=1))
       c.nets.d = nets_lib.net_config(name="adam", lr=1e-3, b1=0.5, b2=0.999)
     return c, methods.DataSpec((16, 16, 1), 0)
 

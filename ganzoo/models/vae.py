@@ -16,6 +16,11 @@ discriminator architecture, so none is offered under its name; the architectures
                (False for its VAE: params.py VAEHyperParams); decoder fc 1024 -> BN -> ReLU -> fc
                128 (H/4)(W/4) -> BN -> ReLU -> deconv 64 4x4/2 -> BN -> ReLU -> deconv C 4x4/2 ->
                sigmoid. Weights N(0, 0.02^2) (its ops.py), biases 0. Needs H, W divisible by 4.
+  resnet       the "Residual" rows of the seed's second table (the seed states no layer sizes):
+               encoder = SNGAN's residual D blocks (ganzoo/models/sngan.py DBlock: optimized 64 /2,
+               128 /2) -> ReLU -> fc 2 z_dim (mean, std = 1e-6 + softplus, as compare_gan's);
+               decoder = fc 128 (H/4)(W/4) -> SNGAN's G blocks (GBlock: 128 x2, 64 x2) -> BN ->
+               ReLU -> conv 3x3 C k. compare_gan's widths (64, 128) so that only the blocks change.
   tiny         the mlp at hidden 16, z_dim 4 (tests).
 
 Decoder likelihoods (`likelihood`), each on pixels p in {0, ..., 255} of the data:
@@ -40,9 +45,26 @@ Decoder likelihoods (`likelihood`), each on pixels p in {0, ..., 255} of the dat
 VAE-F hook (seed eq. 6-8): `VAE.flow` is any Flax module with `forward(x, train) -> (y, logdet)`
 (and `inverse(y, train) -> x` for samples), x the dequantized images in [0, 1] (NHWC), y of the same
 shape, logdet [N] = log |det df/dx| including any pre-processing the flow applies to x. With a flow,
-the decoder's Gaussian (identity mean activation: y is unbounded) is placed on y = f(x) and
+the decoder's Gaussian (config.model.mean_activation 'auto': identity, y is unbounded; sigmoid without
+a flow) is placed on y = f(x) and
 log p(x|z) = log N(f(x); mu(z), sigma(z)) + logdet. ganzoo/methods/vae.py builds the flow from
-`FLOWS[config.model.flow]`; the Real NVP module registers itself there.
+`FLOWS[config.model.flow]`; 'realnvp' (registered below) is ganzoo/models/realnvp.py's RealNVP:
+
+  flow_size 'seed'  the seed's CQ-F flow: one scale (4 checkerboard couplings, no squeeze). The slides
+                    give no flow size; one scale is read off the second table, whose last row adds
+                    "+2 scales" to CQ-F (3.48 bits/dim against 3.74-3.90 for the other CQ-F rows), and
+                    the couplings are the 'small' Real NVP's (32 features, 2 residual blocks).
+  flow_size 'cpu' / 'small' / 'cifar10' / 'tiny'  ganzoo.models.realnvp.SIZES ('cifar10' the published
+                    Real NVP: 2 scales, 8 blocks, 64 features); `flow_scales`, `flow_features`,
+                    `flow_blocks` override (flow_scales=2 is the "+2 scales" row); `flow_norm`
+                    ('batch' | 'act' | 'none'), `flow_logit_alpha` (0.05; the logit's log-det is in
+                    the flow's logdet).
+
+Discriminator (CQ, CQ-F; seed eq. 1-2): D looks at images x in [-1, 1], not at the flow's features:
+eq. 1 has D(x) of training images x, and eq. 2 has D(G(z)) with G(z) = f^-1(mu(z)) an image
+(eq. 7). `d_arch` 'compare_gan' (compare_gan's GAN D), 'resnet' (SNGAN's residual D blocks, the
+residual rows) or 'tiny'; `d_width` multiplies D's widths (2 = the "large Discr." row: the slides give
+no size, so twice the channels and fc units).
 """
 
 import math
@@ -54,10 +76,11 @@ import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
 from ganzoo.models import layers
+from ganzoo.models import sngan
 
 Array = jax.Array
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_gaussian")
-ARCHITECTURES = ("mlp", "compare_gan", "tiny")
+ARCHITECTURES = ("mlp", "compare_gan", "resnet", "tiny")
 LOG_2PI = math.log(2.0 * math.pi)
 
 # Flows for VAE-F / CQ-F: name -> builder(model_cfg, image_shape) -> a Flax module with
@@ -117,15 +140,17 @@ class ConvEncoder(nn.Module):
   z_dim: int = 64
   batchnorm: bool = False
   outputs: int = 0   # 0: 2 z_dim (mean, std)
+  width: int = 1     # channel and fc multiplier (2: the seed's "large Discr.")
 
   @nn.compact
   def __call__(self, x: Array, train: bool = True):
-    h = nn.leaky_relu(layers.Conv(64, name="en_conv1", **_DOWN)(x), 0.2)
-    h = layers.Conv(128, name="en_conv2", **_DOWN)(h)
+    w = self.width
+    h = nn.leaky_relu(layers.Conv(64 * w, name="en_conv1", **_DOWN)(x), 0.2)
+    h = layers.Conv(128 * w, name="en_conv2", **_DOWN)(h)
     if self.batchnorm:
       h = layers.batch_norm(train, name="en_bn2")(h)
     h = nn.leaky_relu(h, 0.2).reshape(x.shape[0], -1)
-    h = nn.Dense(1024, kernel_init=layers.dcgan_normal, name="en_fc3")(h)
+    h = nn.Dense(1024 * w, kernel_init=layers.dcgan_normal, name="en_fc3")(h)
     if self.batchnorm:
       h = layers.batch_norm(train, name="en_bn3")(h)
     h = nn.leaky_relu(h, 0.2)
@@ -152,6 +177,40 @@ class ConvDecoder(nn.Module):
     h = layers.ConvTranspose2x(64, kernel_init=layers.dcgan_normal, name="de_dc3")(h)
     h = nn.relu(layers.batch_norm(train, name="de_bn3")(h))
     return layers.ConvTranspose2x(c * self.outputs_per_dim, kernel_init=layers.dcgan_normal, name="de_dc4")(h)
+
+
+class ResEncoder(nn.Module):
+  """The residual encoder ('resnet', above): SNGAN's D blocks; `outputs` = 1 makes it the residual D."""
+  z_dim: int = 64
+  outputs: int = 0   # 0: 2 z_dim (mean, std)
+  width: int = 1
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool = True):
+    h = sngan.DBlock(64 * self.width, optimized=True, name="block1")(x)
+    h = nn.relu(sngan.DBlock(128 * self.width, name="block2")(h)).reshape(x.shape[0], -1)
+    n_out = self.outputs or 2 * self.z_dim
+    out = nn.Dense(n_out, kernel_init=layers.dcgan_normal, name="fc")(h)
+    if self.outputs:
+      return out[:, 0] if self.outputs == 1 else out
+    return out[:, :self.z_dim], jnp.log(1e-6 + nn.softplus(out[:, self.z_dim:]))
+
+
+class ResDecoder(nn.Module):
+  """The residual decoder ('resnet', above): fc -> SNGAN's G blocks x2 (up) -> BN -> ReLU -> conv 3x3."""
+  image_shape: tuple[int, int, int]
+  outputs_per_dim: int = 1
+
+  @nn.compact
+  def __call__(self, z: Array, train: bool = True) -> Array:
+    h_img, w_img, c = self.image_shape
+    h = nn.Dense(128 * (h_img // 4) * (w_img // 4), kernel_init=layers.dcgan_normal, name="fc")(z)
+    h = h.reshape(z.shape[0], h_img // 4, w_img // 4, 128)
+    h = sngan.GBlock(128, name="block1")(h, train=train)
+    h = sngan.GBlock(64, name="block2")(h, train=train)
+    h = nn.relu(layers.batch_norm(train, name="bn_out")(h))
+    return layers.Conv(c * self.outputs_per_dim, (3, 3), padding=((1, 1), (1, 1)), kernel_init=layers.dcgan_normal,
+                       name="conv_out")(h)
 
 
 class MLPDiscriminator(nn.Module):
@@ -210,11 +269,14 @@ def build(model_cfg: Any, image_shape: tuple[int, ...]) -> VAE:
     raise ValueError(f"unknown config.model.arch {arch!r}; choose from {ARCHITECTURES}")
   k = params_per_dim(model_cfg.get("likelihood", "bernoulli"), bool(model_cfg.get("learn_sigma", False)))
   z_dim = int(model_cfg.z_dim)
-  if arch == "compare_gan":
+  if arch in ("compare_gan", "resnet"):
     if shape[0] % 4 or shape[1] % 4:
-      raise ValueError(f"the compare_gan VAE needs H and W divisible by 4; got {shape}: set config.data.image_size")
-    encoder = ConvEncoder(z_dim=z_dim, batchnorm=bool(model_cfg.get("encoder_batchnorm", False)))
-    decoder = ConvDecoder(shape, outputs_per_dim=k)
+      raise ValueError(f"the {arch} VAE needs H and W divisible by 4; got {shape}: set config.data.image_size")
+    if arch == "resnet":
+      encoder, decoder = ResEncoder(z_dim=z_dim), ResDecoder(shape, outputs_per_dim=k)
+    else:
+      encoder = ConvEncoder(z_dim=z_dim, batchnorm=bool(model_cfg.get("encoder_batchnorm", False)))
+      decoder = ConvDecoder(shape, outputs_per_dim=k)
   else:
     hidden = int(model_cfg.get("hidden", None) or (16 if arch == "tiny" else 500))
     encoder, decoder = MLPEncoder(hidden, z_dim), MLPDecoder(shape, hidden, k)
@@ -230,14 +292,20 @@ def build(model_cfg: Any, image_shape: tuple[int, ...]) -> VAE:
 
 def build_discriminator(model_cfg: Any, image_shape: tuple[int, ...]) -> nn.Module:
   """The CQ discriminator (`config.model.d_arch`): 'compare_gan' = compare_gan's GAN discriminator
-  (the encoder body with BN and one logit; compare_gan/src/gans/GAN.py), 'tiny' = MLPDiscriminator.
-  The seed states no discriminator architecture."""
+  (the encoder body with BN and one logit; compare_gan/src/gans/GAN.py), 'resnet' = the residual
+  encoder's body with one logit, 'tiny' = MLPDiscriminator; `d_width` multiplies the widths of the
+  first two. The seed states no discriminator architecture; it sees images (module docstring)."""
   d_arch = model_cfg.get("d_arch", "compare_gan")
+  width = int(model_cfg.get("d_width", 1))
+  if width < 1:
+    raise ValueError(f"config.model.d_width={width} must be >= 1")
   if d_arch == "compare_gan":
-    return ConvEncoder(batchnorm=True, outputs=1)
+    return ConvEncoder(batchnorm=True, outputs=1, width=width)
+  if d_arch == "resnet":
+    return ResEncoder(outputs=1, width=width)
   if d_arch == "tiny":
-    return MLPDiscriminator(int(model_cfg.get("d_hidden", 16)))
-  raise ValueError(f"unknown config.model.d_arch {d_arch!r}; choose from ['compare_gan', 'tiny']")
+    return MLPDiscriminator(int(model_cfg.get("d_hidden", 16)) * width)
+  raise ValueError(f"unknown config.model.d_arch {d_arch!r}; choose from ['compare_gan', 'resnet', 'tiny']")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,3 +365,37 @@ def decoder_distribution(raw: Array, likelihood: str, learn_sigma: bool, sigma: 
     log_std = jnp.full_like(raw, math.log(sigma))
   mean = jax.nn.sigmoid(mean_raw) if mean_activation == "sigmoid" else mean_raw
   return {"mean": mean, "log_std": log_std}
+
+
+# ---------------------------------------------------------------------------------------------
+# The Real NVP flow for VAE-F / CQ-F.
+
+FLOW_SIZES = ("seed", "cpu", "small", "cifar10", "tiny")
+
+
+def realnvp_flow(model_cfg: Any, image_shape: tuple[int, int, int]) -> nn.Module:
+  """ganzoo/models/realnvp.py's RealNVP from the `flow_*` fields of `config.model` (module docstring).
+
+  Its forward is on x in [0, 1] (the logit pre-processing first, its log-det included), which is what
+  `VAE.features` passes; its params and batch statistics live in network 'vae' beside the encoder's
+  and decoder's, so L_C and (CQ-F) L_Q both train them, as the seed's decoder (the flow is part of
+  it: "Use NVP in a VAE decoder", eq. 6-8; eq. 2's G_theta(z) = f^-1(mu(z)) depends on the flow)."""
+  from ganzoo.models import realnvp  # pylint: disable=g-import-not-at-top
+  size = model_cfg.get("flow_size", "seed")
+  if size not in FLOW_SIZES:
+    raise ValueError(f"unknown config.model.flow_size {size!r}; choose from {list(FLOW_SIZES)}")
+  kw = dict(realnvp.SIZES["small"], num_scales=1) if size == "seed" else dict(realnvp.SIZES[size])
+  for key in ("scales", "features", "blocks"):
+    value = model_cfg.get(f"flow_{key}", None)
+    if value is not None:
+      kw["num_" + key if key != "features" else key] = int(value)
+  h, w, _ = image_shape
+  if h % 2 ** (kw["num_scales"] - 1) or w % 2 ** (kw["num_scales"] - 1):
+    raise ValueError(f"a {kw['num_scales']}-scale flow needs H, W divisible by {2 ** (kw['num_scales'] - 1)}; "
+                     f"got {image_shape}: set config.data.image_size or config.model.flow_scales")
+  alpha = model_cfg.get("flow_logit_alpha", 0.05)
+  return realnvp.RealNVP(norm=model_cfg.get("flow_norm", "batch"), logit_alpha=None if alpha is None else float(alpha),
+                         **kw)
+
+
+register_flow("realnvp", realnvp_flow)
