@@ -13,7 +13,7 @@ The flow maps data x in [0, 1]^D (dequantized pixels, `dequantize`) to z of the 
     y, logdet = flow.apply(variables, x, method=RealNVP.forward)      # = __call__; for VAE-F's y = f(x)
 
 `forward(x, train) -> (y, logdet)` is the call a decoder that sits on the flow's features uses
-(VAE-F / CQ-F, Lucas et al. 2018, arXiv:1711.10433): y has x's shape, logdet [N] is
+(VAE-F / CQ-F, Lucas et al. 2018, arXiv:1901.01091): y has x's shape, logdet [N] is
 log |det df/dx| per example, including the logit pre-processing.
 
 Pieces (paper section / reference function):
