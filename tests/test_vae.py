@@ -362,3 +362,35 @@ def test_realnvp_flow_under_the_vae_at_initialization():
   np.testing.assert_allclose(np.asarray(y), np.log(s / (1 - s)) / (1 + eps), rtol=1e-9)
   want = np.log(0.9 / (s * (1 - s))).sum((1, 2, 3)) - math.prod(data.image_shape) * math.log(1 + eps)
   np.testing.assert_allclose(np.asarray(logdet), want, rtol=1e-9)
+
+
+def test_cq_decoder_running_statistics_come_from_the_likelihood_pass_only():
+  """CQ's decoder BatchNorm running averages advance on the L_C pass (posterior decodes) only: scaling L_Q's prior
+  latents by 3 leaves them bit-identical after a step (before the fix they moved with L_Q's decodes and the
+  eval-mode ELBO was far off the train-mode one), while the decoder's params, which L_Q trains, differ."""
+  from ganzoo import methods, parallel  # pylint: disable=g-import-not-at-top
+  from tests.test_families import _run  # pylint: disable=g-import-not-at-top
+  config, _ = methods.get("cq").test_config()
+  config.model.update(dict(arch="compare_gan", flow="none"))
+  config.data.batch_size = 8
+  data = methods.DataSpec((16, 16, 1), 0)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  base, _ = _run(config, data, mesh, 1)
+  original = vae_lib.VAEMethod._vae_prepare
+
+  def scaled_prior(self, ctx, batch, key):
+    inputs, aux = original(self, ctx, batch, key)
+    return {**inputs, "z": 3.0 * inputs["z"]}, aux
+
+  vae_lib.VAEMethod._vae_prepare = scaled_prior
+  try:
+    scaled, _ = _run(config, data, mesh, 1)
+  finally:
+    vae_lib.VAEMethod._vae_prepare = original
+  stats_a, stats_b = base.nets["vae"].batch_stats, scaled.nets["vae"].batch_stats
+  assert jax.tree.leaves(stats_a), "the compare_gan decoder has BatchNorm"
+  for a, b in zip(jax.tree.leaves(stats_a), jax.tree.leaves(stats_b)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+              for a, b in zip(jax.tree.leaves(base.nets["vae"].params), jax.tree.leaves(scaled.nets["vae"].params)))
+  assert moved > 0, "L_Q (on the scaled latents) reached the decoder's update"
