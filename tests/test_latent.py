@@ -41,12 +41,17 @@ def _tiny(family, seed=0, **model):
 
 
 @pytest.fixture(scope="module")
-def style_gen():
+def style_state():
+  """The tiny StyleGAN2 (8x8, z = w = 16) at init, with w_avg set to the mapping's mean (a fresh
+  state's extras hold zeros)."""
   method, state = _tiny(StyleGAN2)
-  # A w_avg that is the mapping's real mean (a fresh state's extras hold zeros).
-  gen = latent.from_method(method, state)
-  mean, _ = latent.w_stats(gen, jax.random.PRNGKey(5), 2000)
-  return gen.replace(w_avg=mean)
+  mean, _ = latent.w_stats(latent.from_method(method, state), jax.random.PRNGKey(5), 2000)
+  return method, state.replace(extras={**state.extras, "w_avg": mean})
+
+
+@pytest.fixture(scope="module")
+def style_gen(style_state):
+  return latent.from_method(*style_state)
 
 
 @pytest.fixture(scope="module")
@@ -231,22 +236,19 @@ def test_edit_sheet_middle_column_is_the_base(style_gen):
 # CLI on a tiny trained run.
 
 @pytest.fixture(scope="module")
-def style_run(tmp_path_factory):
-  """A StyleGAN2 workdir as training leaves one (config.json from a 0-step run, and a checkpoint of
-  the initial state with w_avg set to the mapping's mean), without compiling a training step."""
+def style_run(tmp_path_factory, style_state):
+  """A StyleGAN2 workdir as training leaves one (config.json, checkpoints/ with the initial state and
+  w_avg set to the mapping's mean), written directly: no training step to compile."""
   from ganzoo import checkpoint
-  from ganzoo import train
-  from tests.test_train import one_device, write_npz
+  from tests.test_train import write_npz
   tmp = tmp_path_factory.mktemp("sg2")
   config, _ = StyleGAN2.test_config()
   config.data.name = "npz"
   config.data.path = write_npz(tmp / "data.npz", n=32, shape=(8, 8, 1), num_classes=2)
-  config.train.num_steps = 0
   run = tmp / "run"
-  train.train_and_evaluate(config, str(run), mesh=one_device(), progress=False)
-  method, state = _tiny(StyleGAN2)
-  mean, _ = latent.w_stats(latent.from_method(method, state), jax.random.PRNGKey(5), 500)
-  state = state.replace(extras={**state.extras, "w_avg": mean})
+  run.mkdir()
+  (run / "config.json").write_text(config.to_json_best_effort())
+  _, state = style_state
   ckpt = checkpoint.Checkpointer(str(run / "checkpoints"))
   ckpt.save(1, state, force=True)
   ckpt.wait()
@@ -287,20 +289,32 @@ def test_cli_invert_and_directions(style_run, tmp_path):
 
 
 def test_cli_errors_are_one_line(style_run, tmp_path):
+  """Bad input is a ValueError that says what to do (in-process, cheap) and, through the program, one
+  `error:` line with exit status 1 and no traceback (two subprocesses: the CLI's error path is one)."""
+  from ganzoo.latent import cli
   run, images = style_run
   empty = tmp_path / "empty"
   empty.mkdir()
   cases = [
-      (("invert", f"--workdir={tmp_path / 'nope'}", f"--images={images}", f"--out={tmp_path}"), "does not exist"),
-      (("invert", f"--workdir={run}", f"--images={empty}", f"--out={tmp_path}"), "no images"),
-      (("invert", f"--workdir={run}", f"--images={tmp_path / 'missing'}", f"--out={tmp_path}"), "does not exist"),
-      (("invert", f"--workdir={run}", f"--images={images}"), "--out is required"),
-      (("directions", f"--workdir={run}", "--method=interfacegan", "--attribute=smile", f"--out={tmp_path}"),
-       "unknown --attribute"),
-      (("rotate", f"--workdir={run}"), "usage"),
+      (lambda: cli.invert_images(str(tmp_path / "nope"), str(images), str(tmp_path)), "does not exist"),
+      (lambda: cli.invert_images(str(run), str(empty), str(tmp_path)), "no images"),
+      (lambda: cli.invert_images(str(run), str(tmp_path / "missing"), str(tmp_path)), "does not exist"),
+      (lambda: cli.invert_images(str(run), str(images), None), "--out is required"),
+      (lambda: cli.invert_images(None, str(images), str(tmp_path)), "--workdir is required"),
+      (lambda: cli.find_directions(str(run), "interfacegan", str(tmp_path), attribute="smile"), "unknown --attribute"),
+      (lambda: cli.find_directions(str(run), "pca", str(tmp_path)), "unknown --method"),
   ]
-  for args, message in cases:
+  for fn, message in cases:
+    with pytest.raises(ValueError, match=message):
+      fn()
+  for args, message in [(("invert", f"--workdir={tmp_path / 'nope'}", f"--images={images}", f"--out={tmp_path}"),
+                          "does not exist"), (("rotate", f"--workdir={run}"), "usage")]:
     done = _cli(*args)
     assert done.returncode == 1, (args, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (args, done.stderr)
+
+
+def test_z_only_run_refuses_w(z_gen):
+  with pytest.raises(ValueError, match="style-based generator"):
+    inv.check_space(z_gen, "w+")
