@@ -9,7 +9,10 @@ experiments/results/latent_*.png and experiments/results/latent_results.json.
 `train` trains the StyleGAN2 used for W / W+: configs/stylegan2.py:tiny,fashion_mnist (16x16) widened
 to channel_base 1024 / channel_max 64 and z = w = 64 with 4 mapping layers, batch 32 (the 'small'
 preset at 32x32 did not finish 100 steps in 25 minutes on the 2 shared cores); it resumes from the
-workdir's newest checkpoint.
+workdir's newest checkpoint. The committed numbers come from its step-100 checkpoint: on the 2 shared
+cores (load ~13 from other runs) compiling its three step programs took ~17 of the 29 minutes it ran
+before it was stopped (SIGTERM checkpoints), so it is an early generator; the z / W / W+ ordering is
+what it shows, not quality.
 """
 
 import argparse
@@ -84,7 +87,7 @@ def results(a) -> None:
 
   def timed(name, fn):
     t0 = time.time()
-    value = fn()
+    value = jax.block_until_ready(fn())   # jax dispatches asynchronously: time the computation, not the call
     timings[name] = round(time.time() - t0, 1)
     print(f"{name}: {timings[name]}s", flush=True)
     return value

@@ -5,7 +5,7 @@ In-Domain GAN Inversion, arXiv:2004.00049, for the image-space terms): for z ~ N
 x = G(z), E minimizes ||E(x) - latent||^2 / D (latent = z, or w = mapping(z) standardized by w_std)
 plus `image_weight` * ||G(E(x)) - x||^2 on the same pairs; with `real` images given, also
 `real_weight` * ||G(E(x_real)) - x_real||^2 (reconstruction of real images, for which no latent is
-known). The encoder's output initializes `ganzoo.latent.invert.invert` (`init=`), which refines it
+known). The encoder's output initializes `ganzoo.latent.inversion.invert` (`init=`), which refines it
 with fewer steps than a start from w_avg needs.
 """
 

@@ -78,7 +78,6 @@ def from_method(method: Any, state: Any, use_ema: bool = True, label: int | None
   """
   shape = tuple(getattr(method, "image_shape", None) or method.data.image_shape)
   if getattr(method, "name", "") == "stylegan2":
-    from ganzoo.models import stylegan2 as sg  # pylint: disable=g-import-not-at-top
     spec = method.nets["g"]
     params, bs = nets_lib.inference_variables(spec, state.nets["g"], use_ema)
 
@@ -95,8 +94,9 @@ def from_method(method: Any, state: Any, use_ema: bool = True, label: int | None
       return images_ws(p, jnp.broadcast_to(w[:, None], (w.shape[0], method.num_ws, w.shape[-1])))
 
     res = method.generator.resolution
+    # One buffer per synthesis layer in the order SynthesisNetwork consumes them: b4_conv1, then conv0 and
+    # conv1 of every later block (the toRGB layers take no noise).
     shapes = [(4, 4, 1)] + [(r, r, 1) for r in (2 ** i for i in range(3, int(np.log2(res)) + 1)) for _ in (0, 1)]
-    del sg
     return LatentGenerator(params=params, w_avg=jnp.asarray(state.extras["w_avg"], jnp.float32),
                            z_dim=int(method.z_dim), image_shape=shape, images_z=images_z,
                            first_layer=style_affines, w_dim=int(method.w_dim), num_ws=int(method.num_ws),
