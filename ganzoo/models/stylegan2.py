@@ -224,8 +224,9 @@ class SynthesisLayer(nn.Module):
     kernel = self.param("kernel", he_normal, (3, 3, x.shape[-1], self.features))
     y = modulated_conv(x, kernel, styles, demodulate=True, up=self.up)
     strength = self.param("noise_strength", nn.initializers.zeros, ())
-    if noise_rng is not None:
-      y = y + jax.random.normal(noise_rng, y.shape[:3] + (1,), y.dtype) * strength
+    if noise_rng is not None:   # a key, or a given [N, H, W, 1] buffer (the projector's optimized noise)
+      noise = noise_rng if jnp.ndim(noise_rng) == 4 else jax.random.normal(noise_rng, y.shape[:3] + (1,), y.dtype)
+      y = y + noise.astype(y.dtype) * strength
     y = y + self.param("bias", nn.initializers.zeros, (self.features,)).reshape(1, 1, 1, -1)
     return lrelu(y, 1.0, self.conv_clamp)
 
@@ -297,7 +298,10 @@ class SynthesisNetwork(nn.Module):
                        "set config.data.image_size to 16, 32, 64, ...")
     if ws.shape[1] != num_ws(self.resolution):
       raise ValueError(f"the synthesis network takes {num_ws(self.resolution)} ws; got {ws.shape[1]}")
-    keys = iter(jax.random.split(noise_rng, 2 * log2)) if noise_rng is not None else None
+    if isinstance(noise_rng, (list, tuple)):   # per-layer noise buffers, in layer order (ganzoo.latent)
+      keys = iter(noise_rng)
+    else:
+      keys = iter(jax.random.split(noise_rng, 2 * log2)) if noise_rng is not None else None
     nxt = lambda: next(keys) if keys is not None else None
     const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)))
     x = jnp.broadcast_to(const[None], (n, 4, 4, ch(4)))
