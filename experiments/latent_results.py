@@ -2,9 +2,9 @@
 images into z / W / W+, and directions with edit sheets (ganzoo.latent). Writes
 experiments/results/latent_*.png and experiments/results/latent_results.json.
 
-  nice -n 10 python experiments/latent_results.py train --workdir=/work/runs/sg2_fm_latent --steps=3000
-  nice -n 10 python experiments/latent_results.py results --sngan=/work/runs/sngan_fm_quickstart \
-      --stylegan2=/work/runs/sg2_fm_latent
+  nice -n 10 python experiments/latent_results.py train --workdir=workdirs/sg2_fm_latent --steps=3000
+  nice -n 10 python experiments/latent_results.py results --sngan=workdirs/sngan_fashion_mnist \
+      --stylegan2=workdirs/sg2_fm_latent
 
 `train` trains the StyleGAN2 used for W / W+: configs/stylegan2.py:tiny,fashion_mnist (16x16) widened
 to channel_base 1024 / channel_max 64 and z = w = 64 with 4 mapping layers, batch 32 (the 'small'
@@ -150,10 +150,10 @@ def results(a) -> None:
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("command", choices=["train", "results"])
-  p.add_argument("--workdir", default="/work/runs/sg2_fm_latent")
+  p.add_argument("--workdir", default="workdirs/sg2_fm_latent")
   p.add_argument("--steps", type=int, default=3000)
-  p.add_argument("--sngan", default="/work/runs/sngan_fm_quickstart", help="'' to skip")
-  p.add_argument("--stylegan2", default="/work/runs/sg2_fm_latent", help="'' to skip")
+  p.add_argument("--sngan", default="workdirs/sngan_fashion_mnist", help="'' to skip")
+  p.add_argument("--stylegan2", default="workdirs/sg2_fm_latent", help="'' to skip")
   p.add_argument("--num", type=int, default=100)
   p.add_argument("--invert_steps", type=int, default=500)
   p.add_argument("--voynov", type=int, default=1)

@@ -14,9 +14,9 @@ decoded samples against the test split, the run's Inception protocol).
 
 The seed's ablation (VAE, VAE-F, CQ, CQ-F, GAN; configs/vae.py `ablation`), one table:
 
-  python experiments/vae_results.py --ablation_root=/work/runs --out=experiments/results/ablation_fashion_mnist
+  python experiments/vae_results.py --ablation_root=workdirs --out=experiments/results/ablation_fashion_mnist
 
-reads /work/runs/ablation_<row> (and the console logs /work/runs/ablation_logs/<row>.log), computes each
+reads ROOT/ablation_<row> (and the console logs ROOT/ablation_logs/<row>.log), computes each
 row's ELBO bits/dim on --num_test test images as above (VAE-F's includes the flow's log-det and the
 logit's; the same D ln 256 rule), and writes the rows beside the seed's CIFAR-10 numbers with the
 seed's orderings checked.
