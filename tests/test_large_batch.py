@@ -16,7 +16,8 @@ import pytest
 from ganzoo import methods
 from ganzoo import parallel
 from ganzoo import step as step_lib
-from tests.test_steps import assert_float64_close, assert_trees_close, load_config, prepare_as_micro_batches, run_steps
+from tests.test_steps import (FLOAT64_TOL, assert_float64_close, assert_trees_close, load_config,
+                              prepare_as_micro_batches, run_steps)
 
 SHAPE = (32, 32, 3)
 
@@ -71,28 +72,31 @@ def test_biggan_d_accumulation_equals_large_batch():
   makes each micro-batch's fakes from its own latents, normalized by its BatchNorm per
   micro-batch), so both runs show D the same fakes. Two micro-batches exercise the same loop as
   more would (the accumulated sum, the carry from one micro-batch to the next, the mean over k);
-  on CPU each micro-batch is unrolled (`step.scan`), so k = 4 compiled twice as long for nothing."""
+  on CPU each micro-batch is unrolled (`step.scan`), so k = 4 compiled twice as long for nothing.
+
+  In float64, so the two summation orders differ by rounding alone (~1e-13, `FLOAT64_TOL`'s bound in
+  tests/test_steps.py); in float32 the reordering noise (~1e-5 relative after 2 SGD steps) needed a
+  tolerance tuned to one machine and one k."""
   mesh = parallel.make_mesh(jax.devices()[:1])
   runs = []
   for k in (1, 2):
     config = tiny_biggan(16, grad_accum=k)
     config.nets.g.optim.lr = 0.0
     config.nets.g.ortho = 0.0
-    # SGD with momentum for D: an update is linear in the gradient, so the float32 reordering
-    # error of the two summation orders (~1e-6 relative) stays ~1e-6 in the params. Adam's
-    # g / (sqrt(v) + eps) turns a near-zero gradient's rounding noise into a +-lr step.
+    # SGD with momentum for D: an update is linear in the gradient, so rounding differences stay
+    # rounding-sized in the params (Adam's g / (sqrt(v) + eps) would scale a near-zero gradient's noise to lr).
     config.nets.d.optim.update(dict(name="sgd", lr=1e-2, momentum=0.9))
     edit = prepare_as_micro_batches(2) if k == 1 else None
-    runs.append(run_steps(config, SHAPE, mesh, n=2, num_classes=10, edit=edit))
+    runs.append(run_steps(config, SHAPE, mesh, n=2, num_classes=10, edit=edit, float64=True))
   (full, m_full), (acc, m_acc) = runs
   assert int(full.step) == 2
   fd, ad = full.nets["d"], acc.nets["d"]
-  assert_trees_close(fd.params, ad.params, rtol=2e-5, atol=2e-6)
-  assert relative_error(fd.opt_state, ad.opt_state) < 1e-5
-  assert_trees_close(fd.sn, ad.sn, rtol=2e-5, atol=2e-6)
+  assert_float64_close(fd.params, ad.params)
+  assert relative_error(fd.opt_state, ad.opt_state) < FLOAT64_TOL
+  assert_float64_close(fd.sn, ad.sn)
   assert_trees_close(full.nets["g"].params, acc.nets["g"].params, rtol=0, atol=0)
   for k in ("train/d_loss", "train/d_real", "train/d_fake"):
-    np.testing.assert_allclose(m_full[-1][k], m_acc[-1][k], rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(m_full[-1][k], m_acc[-1][k], rtol=FLOAT64_TOL, atol=FLOAT64_TOL, err_msg=k)
   # G's BatchNorm sees micro-batches of 8 instead of 16, so its loss differs: the comparison above
   # is not vacuous for G-side quantities.
   assert abs(m_full[-1]["train/g_loss"] - m_acc[-1]["train/g_loss"]) > 1e-6
