@@ -77,10 +77,9 @@ def test_no_noise_after_the_anneal():
   assert float(jnp.abs(g_inp["noise"]).max()) == 0.0
 
 
-def test_eight_devices_equal_one_device_with_instance_noise():
-  config, data = methods.get("gan").test_config()
-  config.augment.instance_noise.std = 0.3
-  config.augment.instance_noise.anneal_steps = 4
+def assert_gan_devices_agree_and_transform_reaches_updates(config, data):
+  """2 float64 steps of the gan family with a D-input transform on (`config.augment`): 8 devices == 1 device,
+  and the networks differ from the same run with the transform off; returns (1-device state, metrics)."""
   one, m1 = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
   eight, m8 = _run(config, data, parallel.make_mesh(jax.devices()), 2, float64=True)
   assert_float64_close(one, eight)
@@ -88,7 +87,15 @@ def test_eight_devices_equal_one_device_with_instance_noise():
   off, _ = _run(methods.get("gan").test_config()[0], data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
   moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
               for a, b in zip(jax.tree.leaves(one.nets), jax.tree.leaves(off.nets)))
-  assert moved > 1e-6, "the noise reached the updates"
+  assert moved > 1e-6, "the transform reached the updates"
+  return one, m1
+
+
+def test_eight_devices_equal_one_device_with_instance_noise():
+  config, data = methods.get("gan").test_config()
+  config.augment.instance_noise.std = 0.3
+  config.augment.instance_noise.anneal_steps = 4
+  assert_gan_devices_agree_and_transform_reaches_updates(config, data)
 
 
 def test_config_section_is_checked():

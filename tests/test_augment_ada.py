@@ -3,7 +3,6 @@ ganzoo.augment: identity at p = 0, the exact pixel ops against numpy, the color 
 finite differences, the adaptive-p rule on a fixed sign sequence, and the families that apply them (the
 8-device == 1-device step, a resumed run keeping p, StyleGAN2's R1 through the augmentation)."""
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -13,10 +12,10 @@ import pytest
 from ganzoo import augment
 from ganzoo import methods
 from ganzoo import parallel
-from ganzoo import train
+from tests.test_augment import assert_gan_devices_agree_and_transform_reaches_updates
 from tests.test_families import _run, float64_mode
-from tests.test_steps import assert_float64_close, assert_trees_close
-from tests.test_train import latest_states, write_npz
+from tests.test_families_resume import assert_resumed_run_equals_unbroken_run
+from tests.test_steps import assert_float64_close
 
 KEY = jax.random.PRNGKey(3)
 
@@ -259,14 +258,7 @@ def test_gan_eight_devices_equal_one_device_with_augmentation(setting):
     config.augment.diffaugment.policy = "color,translation,cutout"
   else:   # adaptive p moving every step (interval 1) by 16 / 20 = 0.8, so step 2 augments
     config.augment.ada.update(dict(target=0.6, p=0.5, interval=1, kimg=0.02))
-  one, m1 = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
-  eight, m8 = _run(config, data, parallel.make_mesh(jax.devices()), 2, float64=True)
-  assert_float64_close(one, eight)
-  assert_float64_close(m1, m8)
-  off, _ = _run(methods.get("gan").test_config()[0], data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
-  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
-              for a, b in zip(jax.tree.leaves(one.nets), jax.tree.leaves(off.nets)))
-  assert moved > 1e-6, "the augmentation reached the updates"
+  one, m1 = assert_gan_devices_agree_and_transform_reaches_updates(config, data)
   if setting == "ada":
     p1 = float(m1["train/ada_p"])   # the p of step 1: 0.5 moved once by 0.8 (floored at 0)
     assert min(abs(p1 - 1.3), abs(p1 - 0.0)) < 1e-7
@@ -279,34 +271,9 @@ def test_ada_resumed_run_keeps_p(tmp_path, monkeypatch):
   state (p and the sign statistics included), bit for bit."""
   config, data = methods.get("gan").test_config()
   config.augment.ada.update(dict(target=0.6, p=0.5, interval=2, kimg=0.05, pipeline="bgc"))
-  config.data.name = "npz"
-  config.data.path = write_npz(tmp_path / "d.npz", n=48, shape=data.image_shape, num_classes=data.num_classes)
-  config.train.num_steps = 4
-  config.train.checkpoint_every = 2
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  train.train_and_evaluate(config, str(tmp_path / "full"), mesh=mesh, progress=False)
-  real = train.parallel.global_batch
-  calls = []
-
-  def crash_at_step_3(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 3:
-      raise RuntimeError("simulated crash")
-    return real(*args, **kwargs)
-
-  monkeypatch.setattr(train.parallel, "global_batch", crash_at_step_3)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    train.train_and_evaluate(config, str(tmp_path / "parts"), mesh=mesh, progress=False)
-  monkeypatch.setattr(train.parallel, "global_batch", real)
-  assert train.train_and_evaluate(config, str(tmp_path / "parts"), mesh=mesh, progress=False)["start_step"] == 2
-  (a, sa), (b, sb) = latest_states(config, tmp_path / "full", tmp_path / "parts")
-  assert sa == sb == 4
-  assert_trees_close(a, b, rtol=0, atol=0)
-  p = float(np.asarray(a.extras["ada_p"]))
+  state = assert_resumed_run_equals_unbroken_run(config, data, tmp_path, monkeypatch)
+  p = float(np.asarray(state.extras["ada_p"]))
   assert min(abs(p - q) for q in (0.0, 0.5, 1.78)) < 1e-6, p   # 0.5 moved twice by +-16 * 2 / 50, floored at 0
-  strip = lambda f: [{k: v for k, v in json.loads(l).items() if not k.startswith("perf/")}
-                     for l in open(f) if json.loads(l)["step"] > 2]
-  assert strip(tmp_path / "full" / "metrics.jsonl") == strip(tmp_path / "parts" / "metrics.jsonl")
 
 
 def test_stylegan2_with_ada_augments_d_r1_and_g_and_moves_p():

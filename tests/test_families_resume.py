@@ -22,6 +22,12 @@ from tests.test_train import latest_states, write_npz
 def test_resumed_run_equals_unbroken_run(family, tmp_path, monkeypatch):
   """4 steps straight, or 2 steps, a crash at step 3, and a restart: the same state, bit for bit."""
   config, data = methods.get(family).test_config()
+  assert_resumed_run_equals_unbroken_run(config, data, tmp_path, monkeypatch)
+
+
+def assert_resumed_run_equals_unbroken_run(config, data, tmp_path, monkeypatch):
+  """Trains `config` 4 steps straight and in two parts (a simulated crash at step 3, then a restart from the
+  step-2 checkpoint); asserts the two final states and the metrics after step 2 are identical; returns the state."""
   config.data.name = "npz"
   config.data.path = write_npz(tmp_path / "d.npz", n=48, shape=data.image_shape, num_classes=max(data.num_classes, 1))
   config.train.num_steps = 4
@@ -49,3 +55,4 @@ def test_resumed_run_equals_unbroken_run(family, tmp_path, monkeypatch):
   strip = lambda p: [{k: v for k, v in json.loads(l).items() if not k.startswith("perf/")}
                      for l in open(p) if json.loads(l)["step"] > 2]
   assert strip(tmp_path / "full" / "metrics.jsonl") == strip(tmp_path / "parts" / "metrics.jsonl")
+  return a
