@@ -46,7 +46,6 @@ last line printed is one JSON object {"models": {name: {...}}, "run": {...}}.
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -60,6 +59,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
   sys.path.insert(0, _ROOT)
 
+import machine  # pylint: disable=g-import-not-at-top  (experiments/machine.py)
 import ganzoo  # pylint: disable=g-import-not-at-top,unused-import  (sets the XLA:CPU flags first)
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -559,17 +559,6 @@ def print_table(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> None
             f"{_fmt_flops(r['flop_per_s'])} | {100 * r['fraction_of_peak']:.0f}% | {r['peak_rss_mb']:.0f} |")
 
 
-def _cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", default="dcgan,sngan",
@@ -614,7 +603,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
       results[name] = bench_gan(name, args, peak)
   run = {
-      "cpu": _cpu_name(), "cores": os.cpu_count(), "jax": jax.__version__, "torch": torch.__version__,
+      "cpu": machine.cpu_name(), "cpu_extensions": machine.cpu_extensions(), "cores": os.cpu_count(),
+      "jax": jax.__version__, "jaxlib": machine.version("jaxlib"), "torch": torch.__version__,
       "torch_threads": torch.get_num_threads(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "devices": len(jax.devices()), "matmul_n": peak.n,
       "matmul_peak_flop_per_s": statistics.median(peak.rates),

@@ -278,11 +278,15 @@ def test_ada_resumed_run_keeps_p(tmp_path, monkeypatch):
 
 def test_stylegan2_with_ada_augments_d_r1_and_g_and_moves_p():
   """One StyleGAN2 step (G, path length, D, R1 all run at step 0) with adaptive ADA: p moves by the rule on
-  the mean sign over D's and R1's evaluations of the reals, and the D update differs from the one without."""
+  the mean sign over D's and R1's evaluations of the reals, and the D update differs from the one without.
+
+  "Without" is the same adaptive pipeline started at p = 0, where every op is exactly the identity
+  (test_every_augmentation_is_the_identity_at_p0): p lives in the state, so both runs are one compiled step."""
   config, data = methods.get("stylegan2").test_config()
   mesh = parallel.make_mesh(jax.devices()[:1])
+  config.augment.ada.update(dict(target=0.6, p=0.0, interval=1, kimg=0.04))
   off, _ = _run(config, data, mesh, 1)
-  config.augment.ada.update(dict(target=0.6, p=0.5, interval=1, kimg=0.04))
+  config.augment.ada.p = 0.5
   on, m = _run(config, data, mesh, 1)
   r_t = (float(m["train/ada_sign"]) + float(m["train/r1_ada_sign"])) / 2   # 16 reals each
   want = max(0.5 + float(np.sign(r_t - 0.6)) * 16 / 40, 0.0)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+from jaxlib import version as jaxlib_version
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "experiments"))
 
 import benchmark  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import machine  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_models  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 from ganzoo import methods  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
@@ -75,6 +77,10 @@ def test_benchmark_tiny_json():
   assert r["g_params"] == 61936 and r["d_params"] == 11241
   assert result["run"]["torch_threads"] == 1
   assert result["run"]["peak_rss_mb"] > 0
+  # The machine is named, so rows from different machines are never mixed (issue: DCGAN on 2 vCPUs).
+  run = result["run"]
+  assert run["cpu"] and run["cores"] >= 1 and run["jaxlib"] == jaxlib_version.__version__
+  assert set(run["cpu_extensions"]) <= set(machine.EXTENSIONS)
 
 
 @pytest.mark.parametrize("name,tiny", [("pix2pix", False), ("cyclegan", False), ("pix2pix", True)])
