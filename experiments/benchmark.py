@@ -35,6 +35,12 @@ ganzoo's compilation freed).
 32x32x3) against experiments/torch_realnvp.py (parameter counts asserted equal), with the same
 peak-memory figures.
 
+--dtype=bfloat16 times the DCGAN/SNGAN rows with bfloat16 compute on both sides, the same
+computation: `config.model.dtype=bfloat16` (ganzoo.precision: float32 params and optimizer, every
+forward and backward in bfloat16) against the twin's step under `torch.autocast('cpu',
+dtype=torch.bfloat16)` (float32 params, autocast's bfloat16 convolutions and matmuls). The rows
+then carry `"dtype": "bfloat16"`; the matmul peak stays the float32 one.
+
 PyTorch runs eagerly with torch.set_num_threads(os.cpu_count()) (--torch_threads to change it);
 XLA:CPU uses one intra-op thread per core by default. On a loaded machine PyTorch's OpenMP threads
 lose more than XLA's thread pool (each parallel region waits for every thread): compare with
@@ -127,11 +133,12 @@ def torch_matmul_rate(n: int, repeats: int = 3) -> float:
 # ---------------------------------------------------------------------------------------------
 # The two sides of a GAN benchmark: each is (run(k) -> seconds for k steps, info).
 
-def ganzoo_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], float], dict[str, Any]]:
+def ganzoo_side(name: str, batch: int, tiny: bool, dtype: str = "float32") -> tuple[Callable[[int], float], dict[str, Any]]:
   from ganzoo import methods  # pylint: disable=g-import-not-at-top
   from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
   from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
   config = load_config(name, batch, tiny)
+  config.model.dtype = dtype
   gan = methods.build(config, methods.DataSpec((32, 32, 3)))
   state = jax.jit(gan.init)(jax.random.PRNGKey(0))
   d_steps = int(config.train.d_steps)
@@ -161,7 +168,7 @@ def ganzoo_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], floa
   return run, info
 
 
-def torch_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], float], dict[str, Any]]:
+def torch_side(name: str, batch: int, tiny: bool, dtype: str = "float32") -> tuple[Callable[[int], float], dict[str, Any]]:
   import torch  # pylint: disable=g-import-not-at-top
   import torch_models  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
@@ -170,10 +177,16 @@ def torch_side(name: str, batch: int, tiny: bool) -> tuple[Callable[[int], float
   info = {"g_params": torch_models.param_count(trainer.G), "d_params": torch_models.param_count(trainer.D),
           "d_steps": d_steps}
 
+  autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else None)
+
   def run(k: int) -> float:
     t0 = time.perf_counter()
     for _ in range(k):
-      trainer.step(reals)
+      if autocast is None:
+        trainer.step(reals)
+      else:
+        with autocast:
+          trainer.step(reals)
     return time.perf_counter() - t0
 
   return run, info
@@ -193,8 +206,8 @@ def alternate(a: Callable[[int], float], b: Callable[[int], float], reps: int, s
 
 
 def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
-  g_run, g_info = ganzoo_side(name, args.batch, args.tiny)
-  t_run, t_info = torch_side(name, args.batch, args.tiny)
+  g_run, g_info = ganzoo_side(name, args.batch, args.tiny, args.dtype)
+  t_run, t_info = torch_side(name, args.batch, args.tiny, args.dtype)
   for key in ("g_params", "d_params", "d_steps"):
     if g_info[key] != t_info[key]:
       raise AssertionError(f"{name}: ganzoo {key}={g_info[key]} but PyTorch {key}={t_info[key]}")
@@ -206,7 +219,7 @@ def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
   flop_per_s = g_info["flops"] / (g_ms / 1e3)
   peak_rate = statistics.median(peak.rates)
   return {
-      "batch": args.batch, "d_steps": g_info["d_steps"], "g_params": g_info["g_params"],
+      "batch": args.batch, "dtype": args.dtype, "d_steps": g_info["d_steps"], "g_params": g_info["g_params"],
       "d_params": g_info["d_params"], "ganzoo_ms": round(g_ms, 2), "torch_ms": round(t_ms, 2),
       "ratio": round(t_ms / g_ms, 3), "flops": g_info["flops"], "flop_per_s": flop_per_s,
       "torch_flop_per_s": g_info["flops"] / (t_ms / 1e3),
@@ -573,6 +586,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--tiny", action="store_true", help="tiny models (tests): checks the plumbing only")
   parser.add_argument("--standin", action="store_true",
                       help="pix2pix/cyclegan without a registered family: time experiments/translation_standin.py")
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                      help="compute dtype of the dcgan/sngan rows (ganzoo: config.model.dtype; torch: autocast)")
   parser.add_argument("--json", action="store_true", help="last line: one JSON object")
   parser.add_argument("--out", default=None, help="also write the JSON object to this file")
   args = parser.parse_args(argv)

@@ -1,11 +1,12 @@
 """ms/step and peak memory of BigGAN CIFAR-10 (configs/biggan.py:cifar10) on this machine.
 
-  python experiments/biggan_speed.py [--batch=64] [--steps=10] [--variant=cifar10]
+  python experiments/biggan_speed.py [--batch=64] [--steps=10] [--variant=cifar10] [--dtype=bfloat16]
 
 One step = `train.d_steps` D updates + 1 G update (the CIFAR-10 config, after BigGAN-PyTorch launch_cifar_ema.sh: 4 + 1) on the global batch,
 jitted on one device, random data (the input pipeline is not timed). Reports compile time, the
 median and min ms/step over `--steps` timed steps after one warm-up, XLA's FLOP count, the parameter counts, the
 peak RSS of the process (resource.getrusage) and the 1-minute load average (the CPU is shared).
+`--dtype` sets `config.model.dtype` (ganzoo.precision: float32 params, bfloat16/float16 compute).
 """
 
 import argparse
@@ -41,8 +42,13 @@ def main():
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--variant", default="cifar10")
+  parser.add_argument("--d_steps", type=int, default=None, help="override train.d_steps")
+  parser.add_argument("--dtype", default="float32", help="config.model.dtype: float32 | bfloat16 | float16")
   args = parser.parse_args()
   config = load_config(args.variant)
+  config.model.dtype = args.dtype
+  if args.d_steps is not None:
+    config.train.d_steps = args.d_steps
   config.data.batch_size = args.batch
   size = config.data.image_size or 32
   shape, num_classes = (size, size, 3), 10 if args.variant.startswith("cifar10") else 1000
@@ -72,7 +78,7 @@ def main():
     times.append(time.perf_counter() - t0)
   rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   print(f"BigGAN {args.variant}: G {param_count(state.nets['g'].params):,} D {param_count(state.nets['d'].params):,} params, "
-        f"batch {args.batch}, d_steps {d}, grad_accum {config.train.grad_accum}")
+        f"batch {args.batch}, d_steps {d}, grad_accum {config.train.grad_accum}, compute {args.dtype}")
   med = statistics.median(times)
   print(f"compile {compile_s:.1f} s; ms/step median {1e3 * med:.0f}, min {1e3 * min(times):.0f} over "
         f"{args.steps} steps; XLA cost analysis {gflop:.0f} GFLOP/step = {gflop / med:.0f} GFLOP/s")

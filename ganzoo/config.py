@@ -7,6 +7,8 @@ import ml_collections
 
 from ganzoo import augment
 from ganzoo import nets as nets_lib
+from ganzoo import precision
+from ganzoo import profiling
 
 
 def get_base_config() -> ml_collections.ConfigDict:
@@ -21,6 +23,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.size = "paper"
   c.model.z_dim = 128
   c.model.conditional = False
+  # Compute dtype of training (ganzoo.precision): float32 | bfloat16 | float16 (float32 params and
+  # optimizer state either way; float16 adds dynamic loss scaling, train.loss_scale).
+  c.model.dtype = "float32"
 
   c.loss = ml_collections.ConfigDict()
   c.loss.name = "non_saturating"    # see ganzoo.objectives.names()
@@ -51,11 +56,16 @@ def get_base_config() -> ml_collections.ConfigDict:
   # at s % every == 0 (WGAN's reference: 100 for the first 25 and every 500th step); d_steps 0 = off.
   c.train.d_steps_warmup = ml_collections.ConfigDict(dict(steps=0, d_steps=0, every=0))
   c.train.grad_accum = 1            # micro-batches per update
+  # model.dtype = float16: the initial loss scale and the finite updates after which it doubles
+  # (torch.cuda.amp.GradScaler's defaults; ganzoo.precision).
+  c.train.loss_scale = ml_collections.ConfigDict(dict(init=65536.0, growth_interval=2000))
   c.train.log_every = 100
   c.train.sample_every = 1_000
   c.train.checkpoint_every = 1_000
   c.train.keep_checkpoints = 3
   c.train.num_sample_images = 64   # fixed inputs for the PNG grids
+  # "START,N": trace N train steps from step START for TensorBoard's profiler (ganzoo.profiling).
+  c.train.profile_steps = ml_collections.FieldReference(None, field_type=str)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every = 0                  # 0 = no in-training evaluation
@@ -192,6 +202,9 @@ def validate_values(config: ml_collections.ConfigDict) -> None:
         kind = "a number" if isinstance(lo, float) else "an int"
         raise ValueError(f"config.{prefix}.{path}={value!r} must be {kind} >= {lo}{meaning}: "
                          f"pass --config.{prefix}.{path}=<{'x' if isinstance(lo, float) else 'N'} >= {lo}>")
+  precision.compute_dtype(config)   # model.dtype names a compute dtype
+  precision.loss_scale(config)
+  profiling.parse_steps(_get_path(config, "train.profile_steps"))
   z_dim = _get_path(config, "model.z_dim")   # the model section is the family's; z_dim is read by every latent model
   if z_dim is not None and (isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1):
     raise ValueError(f"config.model.z_dim={z_dim!r} must be an int >= 1 (the latent size): pass --config.model.z_dim=<N >= 1>")

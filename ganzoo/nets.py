@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from ganzoo import equalized_lr as eqlr_lib
+from ganzoo import precision
 from ganzoo import regularizers
 from ganzoo import spectral_norm as sn_lib
 from ganzoo.state import NetState
@@ -51,6 +52,7 @@ class NetSpec(NamedTuple):
   ortho: float = 0.0
   clip: float = 0.0
   eqlr: eqlr_lib.EqualizedLR | None = None   # None: plain weights
+  dtype: Any = None   # compute dtype of training forwards (`ganzoo.precision`); None = the params' own
 
   @property
   def has_ema(self) -> bool:
@@ -248,11 +250,17 @@ def normalize(spec: NetSpec, params: PyTree, sn_state: PyTree, update: bool = Fa
 
 
 def forward(spec: NetSpec, params: PyTree, batch_stats: PyTree, *inputs: Any, train: bool,
-            rng: jax.Array | None = None, **kwargs: Any) -> tuple[Any, PyTree]:
+            rng: jax.Array | None = None, dtype: Any = None, **kwargs: Any) -> tuple[Any, PyTree]:
   """Applies the module to already-normalized `params`; returns (output, new batch_stats).
 
-  Running statistics change only when train=True; `rng` feeds the 'dropout' collection.
+  Running statistics change only when train=True; `rng` feeds the 'dropout' collection. With a
+  compute `dtype` (mixed precision, `ganzoo.precision`), params and floating inputs are cast to it
+  and half-precision outputs back to float32; the batch statistics stay float32.
   """
+  if dtype is not None:
+    params, inputs = precision.cast(params, dtype), precision.cast(inputs, dtype)
+    out, bs = forward(spec, params, batch_stats, *inputs, train=train, rng=rng, **kwargs)
+    return precision.cast_output(out), bs
   rngs = {"dropout": rng} if rng is not None else None
   if train and batch_stats:
     out, mutated = spec.module.apply(variables(params, batch_stats), *inputs, train=True, mutable=["batch_stats"],

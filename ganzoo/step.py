@@ -25,6 +25,9 @@ One phase = `repeats` updates of the networks it `trains` (n_critic for a critic
      over the micro-batches.
   3. `nets.apply_grads` (optimizer, clipping, EMA) for each trained network; then the phase's
      `after(extras, metrics, step)` may update adaptive values in `state.extras`.
+Mixed precision (`config.model.dtype`, `ganzoo.precision`): `Context.apply` runs each network in the
+compute dtype; with float16 the loss is multiplied by the loss scale in `state.extras`, the
+gradients divided by it, and an update with a non-finite gradient leaves its networks unchanged.
 With k == 1, `prepare` runs once on the whole batch with the update's key. A phase with
 `prepare_once=True` prepares the whole batch once at any k and splits the result into micro-batches
 (each returned key into k keys): the memory of the whole batch's preparation, but a G with
@@ -53,6 +56,7 @@ from jax.sharding import Mesh
 
 from ganzoo import nets as nets_lib
 from ganzoo import parallel
+from ganzoo import precision
 from ganzoo import regularizers
 from ganzoo.state import TrainState
 
@@ -168,8 +172,9 @@ class Context:
             update_stats: bool | None = None, **kwargs: Any) -> Any:
     """Output of network `name`; its running statistics advance when it is trained and train=True
     (`update_stats=False` evaluates with batch statistics but keeps the running ones)."""
-    out, bs = nets_lib.forward(self.specs[name], self._normalized[name], self.batch_stats[name], *inputs,
-                               train=train, rng=rng, **kwargs)
+    spec = self.specs[name]
+    out, bs = nets_lib.forward(spec, self._normalized[name], self.batch_stats[name], *inputs,
+                               train=train, rng=rng, dtype=spec.dtype, **kwargs)
     keep = name in self.trained if update_stats is None else update_stats and name in self.trained
     if keep:
       self.batch_stats[name] = bs
@@ -301,6 +306,10 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
   new_sn = {n: nets_lib.normalize(specs[n], state.nets[n].params, state.nets[n].sn, update=True)[1] for n in trained}
   frozen_norm = {n: frozen.params(n) for n in others}
 
+  rule = getattr(method, "loss_scale", None)   # float16: dynamic loss scaling (ganzoo.precision)
+  loss_scale = state.extras[precision.LOSS_SCALE] if rule is not None else None
+  good_updates = state.extras[precision.LOSS_SCALE_GOOD] if rule is not None else None
+
   def loss_fn(params, carry, inp):
     bs, sn_state = carry
     normalized = {n: nets_lib.normalize(specs[n], params[n], sn_state[n], update=False)[0] for n in trained}
@@ -312,21 +321,37 @@ def _phase_update(method, phase: Phase, state: TrainState, data: Any, key: jax.A
     for n in trained:
       if specs[n].ortho:
         loss = loss + specs[n].ortho * regularizers.orthogonal_regularization(params[n])
+    if loss_scale is not None:
+      loss = loss * loss_scale
     return loss, (({n: ctx.batch_stats[n] for n in trained}, sn_state), metrics)
 
   params = {n: state.nets[n].params for n in trained}
   carry = ({n: state.nets[n].batch_stats for n in trained}, new_sn)
   _, grads, (bs, sn_state), metrics = accumulate_grads(loss_fn, params, carry, prepare, data, key, k,
                                                        once=phase.prepare_once)
+  if loss_scale is not None:
+    grads = jax.tree.map(lambda g: g / loss_scale, grads)
+    finite = precision.all_finite(grads)
   new_nets = dict(state.nets)
   for n in trained:
     new_nets[n] = nets_lib.apply_grads(specs[n], state.nets[n], grads[n], state.step, bs[n], sn_state[n],
                                        update_ema=phase.ema)
+    if loss_scale is not None:   # a non-finite gradient skips the update: the network as it was
+      new_nets[n] = precision.select(finite, new_nets[n], state.nets[n])
   metrics = dict(metrics)
   metrics[f"{phase.name}_grad_norm"] = nets_lib.global_norm(grads)
+  if loss_scale is not None:
+    # A skip is the scale's business while it can still fall: its non-finite values read as 0 so the
+    # run's NaN stop ignores them; at the minimum scale they pass through and stop the run.
+    masked = ~finite & (loss_scale > rule.minimum)
+    metrics = {n: jnp.where(masked, jnp.zeros_like(v), v) for n, v in metrics.items()}
+    metrics[f"{phase.name}_skipped"] = (~finite).astype(jnp.float32)
+    metrics["loss_scale"] = loss_scale
   state = state.replace(nets=new_nets)
   if phase.after is not None:
     state = state.replace(extras=phase.after(state.extras, metrics, state.step))
+  if loss_scale is not None:
+    state = state.replace(extras={**state.extras, **precision.update_scale(loss_scale, good_updates, finite, rule)})
   return state, metrics
 
 

@@ -17,6 +17,7 @@ Workdir layout:
                         values are means over the steps since the previous line (see `_IntervalMeans`)
   tb/                   TensorBoard event files (a URL workdir: see `ganzoo.writers`)
   samples/              PNG grids from fixed inputs (EMA networks when EMA is on)
+  profile/              the trace of `train.profile_steps` for TensorBoard's profiler (ganzoo.profiling)
   config.json           the config of the run as given at its first start (never rewritten)
   config_changes.jsonl  one line per resume that changed the config: {"step", "changed": {field: [old, new]},
                         "removed": [...], "alters_results": [...]}; config.json + these lines = the
@@ -47,6 +48,7 @@ from ganzoo import data as data_lib
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import parallel
+from ganzoo import profiling
 from ganzoo import paths
 from ganzoo import sampling
 from ganzoo import step as step_lib
@@ -278,7 +280,7 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
 # changing it on resume is refused unless asked for. Patterns ending in '.' name a section.
 # `wandb.*` (the Weights & Biases mirror, ganzoo.writers) is where things are written too.
 _HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.num_sample_images", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path",
+             "train.num_sample_images", "train.profile_steps", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path",
              "wandb.")
 
 
@@ -566,12 +568,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   # apart (perf/sample_s, perf/checkpoint_s, perf/eval_s) and left out of perf/steps_per_sec.
   tick_step, tick_time, excluded = None, None, 0.0
   stop = _StopSignals()
+  tracer = profiling.Tracer(workdir, profiling.parse_steps(t.get("profile_steps", None)), enabled=lead)
+  flops: dict[str, float] | None = None   # perf/step_gflop, measured at the run's first step
   try:
     stop.__enter__()
     for step in range(start + 1, num_steps + 1):
       plan, host_batch = next(batches)
       batch = parallel.global_batch(host_batch, mesh, batch_axis=1)
-      state, metrics = steps_for(plan)(state, batch)
+      tracer.before(step)
+      step_fn = steps_for(plan)
+      with tracer.annotation(step):
+        state, metrics = step_fn(state, batch)
+      tracer.after(step, metrics)
+      if flops is None:   # the new state has the donated one's shapes and shardings
+        gflop = profiling.step_flops(step_fn, state, batch)
+        flops = {"perf/step_gflop": gflop / 1e9} if gflop is not None else {}
       interval.add(metrics, step)
       bar.update()
       if tick_step is None:
@@ -580,6 +591,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
       is_log = step % t.log_every == 0 or step == num_steps
       is_ckpt = step % t.checkpoint_every == 0 or step == num_steps
       record: dict[str, float] = {}   # one metrics.jsonl line per step
+      if is_log and flops:   # once, in the run's first log line
+        record.update(flops)
+        flops = {}
       if is_log or is_ckpt:   # the end of an interval (`_IntervalMeans`): a NaN in any of its steps stops here
         last, first_bad = interval.pop()
         _check_finite(step, last, last_ckpt, workdir, first_bad)
@@ -631,6 +645,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
         if is_log or "eval/fid" in record:
           bar.show(step, record)
   finally:
+    tracer.stop()
     stop.__exit__()
     bar.close()
     ckpt.wait()

@@ -205,11 +205,14 @@ def test_unconditional_run_with_ema_writes_metrics_samples_and_checkpoints(tmp_p
   config.train.checkpoint_every = 2
   config.nets.g.ema.decay = 0.5
   config.nets.g.ema.start = 0
+  config.train.profile_steps = "2,1"   # a trace of step 2 (ganzoo.profiling)
   workdir = tmp_path / "run"
   summary = train.train_and_evaluate(config, str(workdir), mesh=one_device(), progress=False)
   assert summary["step"] == 3 and summary["start_step"] == 0
   lines = read_metrics(workdir)
   assert [l["step"] for l in lines] == [0, 1, 2, 3]
+  assert [l["step"] for l in lines if "perf/step_gflop" in l] == [1] and lines[1]["perf/step_gflop"] > 0
+  assert glob.glob(str(workdir / "profile" / "**" / "*.xplane.pb"), recursive=True)
   assert lines[0]["params/g"] == summary["params/g"] > 0 and lines[0]["params/d"] == summary["params/d"] > 0
   train_keys = {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/d_grad_norm",
                 "train/g_grad_norm"}
@@ -339,3 +342,15 @@ def test_cli_prints_one_line_errors(tmp_path):
   errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
   assert missing.returncode == 1 and len(errors) == 1 and "Traceback" not in missing.stderr, missing.stderr
   assert "cifar10 not found" in errors[0] and "TFDS_DATA_DIR" in errors[0]
+
+
+def test_step_flops_of_a_matrix_product_and_bad_profile_steps():
+  """XLA's count for [64, 128] @ [128, 32] is 2 * 64 * 128 * 32 multiply-adds' FLOPs; a malformed
+  `train.profile_steps` gets one line that says what to pass."""
+  from ganzoo import profiling  # pylint: disable=g-import-not-at-top
+  f = jax.jit(lambda a, b: a @ b)
+  assert profiling.step_flops(f, jnp.ones((64, 128)), jnp.ones((128, 32))) == 2 * 64 * 128 * 32
+  assert profiling.parse_steps("20,5") == (20, 5) and profiling.parse_steps(None) is None
+  for bad in ("20", "0,5", "a,b", "3,0,1"):
+    with pytest.raises(ValueError, match=r"must be 'START,N'.*--config.train.profile_steps=20,5"):
+      profiling.parse_steps(bad)

@@ -29,6 +29,7 @@ import ml_collections
 
 from ganzoo import augment
 from ganzoo import nets as nets_lib
+from ganzoo import precision
 from ganzoo import step as step_lib
 from ganzoo.state import TrainState
 
@@ -88,6 +89,8 @@ class Method(abc.ABC):
   augments: bool = False
   nets: dict[str, nets_lib.NetSpec]
   phases: tuple[step_lib.Phase, ...]
+  # float16 runs: dynamic loss scaling, set by `build` (`ganzoo.precision.apply_policy`); None otherwise.
+  loss_scale: precision.LossScale | None = None
 
   def __init__(self, config: ml_collections.ConfigDict, data: DataSpec):
     self.config = config
@@ -190,7 +193,9 @@ def build(config: ml_collections.ConfigDict, data: DataSpec) -> Method:
   cls = get(config.get("method", "gan"))
   if not cls.augments:
     augment.refuse_augment(config, cls.name)
-  return cls(config, data)
+  method = cls(config, data)
+  precision.apply_policy(method, config)   # config.model.dtype: the compute dtype of every network
+  return method
 
 
 # Families register themselves on import (one line each).

@@ -307,19 +307,26 @@ class BatchNorm(nn.Module):
     use_running_average = nn.merge_param('use_running_average', self.use_running_average,
                                          use_running_average)
     c = x.shape[-1]
+    if jnp.finfo(x.dtype).bits < 32:   # half-precision compute (ganzoo.precision): normalize in float32,
+      out_dtype, x = x.dtype, x.astype(jnp.float32)   # as flax's norms reduce (E[x^2] - E[x]^2 cancels)
+    else:
+      out_dtype = None
     ra_mean = self.variable('batch_stats', 'mean', lambda s: jnp.zeros(s, jnp.float32), (c,))
     ra_var = self.variable('batch_stats', 'var', lambda s: jnp.ones(s, jnp.float32), (c,))
     scale = self.param('scale', self.scale_init, (c,), jnp.float32) if self.use_scale else jnp.ones((c,), x.dtype)
     bias = self.param('bias', self.bias_init, (c,), jnp.float32) if self.use_bias else jnp.zeros((c,), x.dtype)
+    if out_dtype is not None:
+      scale, bias = scale.astype(jnp.float32), bias.astype(jnp.float32)
     if use_running_average:
       inv = jax.lax.rsqrt(ra_var.value + self.epsilon)
-      return (x - _channels(ra_mean.value, x)) * _channels(inv * scale, x) + _channels(bias, x)
+      y = (x - _channels(ra_mean.value, x)) * _channels(inv * scale, x) + _channels(bias, x)
+      return y if out_dtype is None else y.astype(out_dtype)
     y, mean, var = _normalize_train(x, scale, bias, self.epsilon)
     if not self.is_initializing():
       mean, var = jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)
       ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * mean
       ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * var
-    return y
+    return y if out_dtype is None else y.astype(out_dtype)
 
 
 def conv_padding(padding: Any, ndim: int = 2) -> Any:
