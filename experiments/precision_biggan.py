@@ -6,7 +6,8 @@ Each run is `python -m ganzoo.main --config=configs/biggan.py:cifar10` on Fashio
 (the offline stand-in for CIFAR-10; 10 classes) with batch 16 and 1 D step per G step (the paper's
 widths, a CPU-sized batch), `--config.model.dtype` float32 or bfloat16 (`ganzoo.precision`). A
 finished run is not repeated (the training program resumes and finds nothing left to do). Writes
-`experiments/results/biggan_precision.json`: per dtype the wall time, the median steps/s of the
+`experiments/results/biggan_precision.json`: per dtype the wall time of this call (the startup
+only, when the run had finished before), the median steps/s of the
 log intervals after the first (the first holds the compile), whether every logged metric is finite
 (the training program also stops on a non-finite state at each checkpoint, so a finished run had
 none) and the last logged metrics.
