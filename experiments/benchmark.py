@@ -35,6 +35,10 @@ ganzoo's compilation freed).
 32x32x3) against experiments/torch_realnvp.py (parameter counts asserted equal), with the same
 peak-memory figures.
 
+--devices=1,2,4,8 (with --models among biggan128, stylegan2, stylegan2_256, sngan) switches to the
+accelerator benchmark of experiments/device_scaling.py: images/s per device at the papers' batch per
+device, compiled-step memory and the scaling from 1 to N devices, no PyTorch side.
+
 --dtype=bfloat16 times the DCGAN/SNGAN rows with bfloat16 compute on both sides, the same
 computation: `config.model.dtype=bfloat16` (ganzoo.precision: float32 params and optimizer, every
 forward and backward in bfloat16) against the twin's step under `torch.autocast('cpu',
@@ -573,6 +577,11 @@ def print_table(results: dict[str, dict[str, Any]], run: dict[str, Any]) -> None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if any(a == "--devices" or a.startswith("--devices=") for a in argv):
+    # Accelerator mode: images/s per device and scaling over device counts (experiments/device_scaling.py).
+    import device_scaling  # pylint: disable=g-import-not-at-top
+    return device_scaling.main(argv)
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--models", default="dcgan,sngan",
                       help="comma list of dcgan, sngan, biggan, inception, pix2pix, cyclegan, realnvp")
