@@ -2,6 +2,8 @@
 
   python -m ganzoo.main --config=configs/biggan.py --workdir=workdirs/biggan128          # imagenet128
   python -m ganzoo.main --config=configs/biggan.py:imagenet128,ch64 --workdir=workdirs/biggan128_ch64
+  python -m ganzoo.main --config=configs/biggan.py:imagenet256 --workdir=workdirs/biggan256
+  python -m ganzoo.main --config=configs/biggan.py:imagenet512 --workdir=workdirs/biggan512
   python -m ganzoo.main --config=configs/biggan.py:cifar10 --workdir=workdirs/biggan_c10
   python -m ganzoo.main --config=configs/biggan.py:tiny --workdir=/tmp/biggan_tiny     # smoke test
 
@@ -20,6 +22,12 @@ imagenet128 (default; paper Sec. 4, App. B/C, the 'BigGAN' row of Table 1): Imag
   for D (no batch statistics); G's BatchNorm normalizes each micro-batch on its own, as in
   BigGAN-PyTorch's accumulation. The paper stops each run at its best FID before collapse
   (roughly 100k-250k iterations); num_steps=250k is an upper bound.
+imagenet256 / imagenet512 (paper App. B, the BigGAN tables at 256x256 and 512x512): ImageNet
+  resized to 256 / 512, G and D at ch=96, z 140 = 7 chunks of 20 with attention at 128x128 / z 128
+  = 8 chunks of 16 with attention at 64x64 (the TF-Hub modules biggan-256 / biggan-512, as
+  BigGAN-PyTorch's TFHub/converter.py sets dim_z and G_attn), D's attention at the same
+  resolution. The training settings are imagenet128's (this config has no separate source for
+  them at 256 / 512); the same batch of 2048 needs more memory per micro-batch: raise grad_accum.
 `pytorch` variant: BigGAN-PyTorch's launch_BigGAN_bs256x8.sh (the public reproduction, batch
   256 x 8 accumulations): G lr 1e-4 / D lr 4e-4, 1 D step per G step, no orthogonal
   regularization (`--G_ortho 0.0`); everything else as above.
@@ -42,7 +50,7 @@ tiny: test size (ch=8, batch 8 in 2 micro-batches, 32x32 images).
 
 from ganzoo.config import get_base_config, tiny
 
-DATASETS = ("imagenet128", "cifar10")
+DATASETS = ("imagenet128", "imagenet256", "imagenet512", "cifar10")
 
 
 def _imagenet128(c):
@@ -102,7 +110,13 @@ def get_config(arg=None):
   unknown = set(variants) - {*DATASETS, "ch64", "pytorch", "tiny"}
   if unknown:
     raise ValueError(f"unknown variant(s) {sorted(unknown)}; choose from {sorted({*DATASETS, 'ch64', 'pytorch', 'tiny'})}")
+  if len(set(variants) & set(DATASETS)) > 1:
+    raise ValueError(f"choose one data set variant of {list(DATASETS)}; got {sorted(set(variants) & set(DATASETS))}")
   (_cifar10 if "cifar10" in variants else _imagenet128)(c)
+  if "imagenet256" in variants:         # paper App. B, BigGAN 256x256
+    c.data.image_size, c.model.z_dim, c.model.attention_resolution = 256, 140, 128
+  if "imagenet512" in variants:         # paper App. B, BigGAN 512x512
+    c.data.image_size, c.model.z_dim, c.model.attention_resolution = 512, 128, 64
   if "ch64" in variants:
     c.model.ch = 64
   if "pytorch" in variants:

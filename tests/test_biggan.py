@@ -46,6 +46,79 @@ def test_param_counts_exact_layout_128_ch96():
   assert p['attn3']['f']['kernel'].shape == (1, 1, 192, 24)  # attention at 64x64, after block 3
 
 
+# BigGAN's tables (arXiv:1809.11096 App. B; BigGAN-PyTorch BigGAN.py G_arch / D_arch; at 512 D as
+# google/compare_gan resnet_biggan.py), written out independently of the model:
+# G (in, out) per up block, D (in, out, down) per block, with its attention resolution and z.
+BIGGAN_TABLES = {
+    128: ([(16, 16), (16, 8), (8, 4), (4, 2), (2, 1)],
+          [(0, 1, 1), (1, 2, 1), (2, 4, 1), (4, 8, 1), (8, 16, 1), (16, 16, 0)], 64, 120),
+    256: ([(16, 16), (16, 8), (8, 8), (8, 4), (4, 2), (2, 1)],
+          [(0, 1, 1), (1, 2, 1), (2, 4, 1), (4, 8, 1), (8, 8, 1), (8, 16, 1), (16, 16, 0)], 128, 140),
+    512: ([(16, 16), (16, 8), (8, 8), (8, 4), (4, 2), (2, 1), (1, 1)],
+          [(0, 1, 1), (1, 1, 1), (1, 2, 1), (2, 4, 1), (4, 8, 1), (8, 8, 1), (8, 16, 1), (16, 16, 0)],
+          64, 128),
+}
+
+
+def biggan_layer_list_counts(size, ch=96, shared=128, classes=1000):
+  """(G, D) parameter counts summed over BIGGAN_TABLES[size] (in multiple 0 = the 3 RGB channels)."""
+  g_blocks, d_blocks, attn, z_dim = BIGGAN_TABLES[size]
+  chunk = z_dim // (len(g_blocks) + 1)
+  attention = lambda c: 2 * c * (c // 8) + 2 * c * (c // 2) + 1
+  g = classes * shared + chunk * 16 * 16 * ch + 16 * 16 * ch    # shared; linear z_0 -> 4x4x16ch
+  res = 4
+  for m_in, m_out in g_blocks:
+    cin, cout = m_in * ch, m_out * ch
+    g += 2 * (shared + chunk) * (cin + cout)                    # CBN gains and biases
+    g += (9 * cin * cout + cout) + (9 * cout * cout + cout) + (cin * cout + cout)
+    res *= 2
+    g += attention(cout) if res == attn else 0
+  g += 2 * ch + 9 * ch * 3 + 3
+  d, res = 0, size
+  for m_in, m_out, down in d_blocks:
+    cin, cout = (m_in * ch or 3), m_out * ch
+    d += (9 * cin * cout + cout) + (9 * cout * cout + cout)
+    d += cin * cout + cout if (down or cin != cout) else 0
+    res = res // 2 if down else res
+    d += attention(cout) if res == attn else 0
+  return g, d + 16 * ch + 1 + classes * 16 * ch
+
+
+def _count(size):
+  s = (size, size, 3)
+  g, d = models.build(ml_collections.ConfigDict({'name': 'biggan'}), s, 1000)
+  z, y = jnp.zeros((2, g.z_dim)), jnp.zeros((2,), jnp.int32)
+  gv = jax.eval_shape(functools.partial(g.init, train=False), jax.random.key(0), z, y)
+  dv = jax.eval_shape(d.init, jax.random.key(0), jnp.zeros((2, *s)), y)
+  return g, biggan.num_params(gv['params']), biggan.num_params(dv['params'])
+
+
+@pytest.mark.parametrize('size, want_g, want_d', [
+    (128, 70_433_988, 87_982_370),  # the layer lists reproduce the Table 1 layout above
+    (256, 82_097_604, 99_191_330),
+    (512, 82_296_804, 99_401_282),
+])
+def test_param_counts_256_512_match_the_layer_lists(size, want_g, want_d):
+  """BigGAN at ch=96, 1000 classes (paper defaults by size: z 120 / 140 / 128, attention at
+  64 / 128 / 64): exact against the layer lists. The paper states no counts at 256 or 512."""
+  g, ng, nd = _count(size)
+  assert (g.z_dim, g.attention) == (BIGGAN_TABLES[size][3], (BIGGAN_TABLES[size][2],))
+  assert (ng, nd) == biggan_layer_list_counts(size) == (want_g, want_d)
+
+
+@pytest.mark.parametrize('variant, size, z_dim, attn', [('imagenet256', 256, 140, 128),
+                                                        ('imagenet512', 512, 128, 64)])
+def test_imagenet256_512_configs(variant, size, z_dim, attn):
+  from tests.test_steps import load_config  # pylint: disable=g-import-not-at-top
+  c = load_config('biggan', variant)
+  base = load_config('biggan', 'imagenet128')
+  assert (c.data.name, c.data.image_size, c.model.z_dim, c.model.attention_resolution) == (
+      'imagenet2012', size, z_dim, attn)
+  assert c.nets.to_dict() == base.nets.to_dict() and c.train.to_dict() == base.train.to_dict()
+  with pytest.raises(ValueError, match='one data set'):
+    load_config('biggan', f'imagenet128,{variant}')
+
+
 def _tiny(num_classes=10, size=32, **extra):
   cfg = ml_collections.ConfigDict({'name': 'biggan', 'size': 'tiny', **extra})
   return models.build(cfg, (size, size, 3), num_classes)

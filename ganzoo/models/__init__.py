@@ -51,5 +51,6 @@ from ganzoo.models import mlp  # noqa: E402,F401
 from ganzoo.models import dcgan  # noqa: E402,F401
 from ganzoo.models import sngan  # noqa: E402,F401
 from ganzoo.models import biggan  # noqa: E402,F401
+from ganzoo.models import biggan_deep  # noqa: E402,F401
 from ganzoo.models import sagan  # noqa: E402,F401
 from ganzoo.models import conditional  # noqa: E402,F401

@@ -17,6 +17,8 @@ Discriminator: ResBlock down (ReLU pre-activation except in block 0; conv3x3 -> 
 Widths (multiples of `ch`), BigGAN-PyTorch `G_arch` / `D_arch`:
   128: G 16,16,8,4,2 -> 16,8,4,2,1;  D 1,2,4,8,16,16 (last block keeps 4x4).
   256: G 16,16,8,8,4,2 -> 16,8,8,4,2,1;  D 1,2,4,8,8,16,16.    64: G 16,16,8,4 -> 16,8,4,2.
+  512: G 16,16,8,8,4,2,1 -> 16,8,8,4,2,1,1 (BigGAN-PyTorch `G_arch[512]`);  D 1,1,2,4,8,8,16,16
+       (google/compare_gan architectures/resnet_biggan.py: a ch-wide down block before the 256 layout).
    32: G 4,4,4 -> 4,4,4;  D 4,4,4,4 (down, down, same, same): with ch=64 every block has 256 channels,
        the CIFAR-10 ResNet of SNGAN that BigGAN's 32x32 models use.
 
@@ -24,7 +26,8 @@ Parameter count convention: the trainable `params` collection only; spectral-nor
 BN running statistics are state, not parameters (PyTorch `buffers`, which is how the paper's
 Table 1 counts). At 128x128 with 1000 classes this gives G + D = 70,433,988 + 87,982,370 =
 158.42M at ch=96 (paper: 158.3M) and 71.43M at ch=64 (paper: 71.3M); without shared embedding
-and skip-z (per-class BN tables, the SA-GAN baseline) 81.33M at ch=64 (paper: 81.5M).
+and skip-z (per-class BN tables, the SA-GAN baseline) 81.33M at ch=64 (paper: 81.5M). At 256 / 512
+(ch=96, z 140 / 128): G 82,097,604 / 82,296,804 and D 99,191,330 / 99,401,282.
 
 Leaves use standard names so the zoo's transforms apply without special cases: convs and linears
 'kernel' (+ 'bias'), the embeddings 'embedding', BN 'scale'/'bias', attention gate 'gamma'.
@@ -57,6 +60,8 @@ ARCH: dict[int, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[b
           (True, True, True, True, True, False)),
     256: ((16, 16, 8, 8, 4, 2), (16, 8, 8, 4, 2, 1), (1, 2, 4, 8, 8, 16, 16),
           (True, True, True, True, True, True, False)),
+    512: ((16, 16, 8, 8, 4, 2, 1), (16, 8, 8, 4, 2, 1, 1), (1, 1, 2, 4, 8, 8, 16, 16),
+          (True, True, True, True, True, True, True, False)),
 }
 BOTTOM_WIDTH = 4
 
@@ -342,9 +347,12 @@ def image_size_of(image_shape: tuple[int, int, int], family: str) -> int:
 
 # Paper defaults per image size: (ch, z_dim, attention resolutions).
 #   128/256: ch=96, z 120 / 140 (6 / 7 slots of 20), attention at 64 / 128 (paper App. B).
+#   512: ch=96, z 128 (8 slots of 16), attention at 64 (paper App. B; the TF-Hub module biggan-512,
+#   whose z is 128 and attention at 64, as BigGAN-PyTorch's TFHub/converter.py configures it).
 #   32 (CIFAR-10): ch=64 (every block 4ch = 256 channels), z 128 (4 slots of 32); no attention, as
 #   BigGAN-PyTorch's CIFAR launch script (`--G_attn 0 --D_attn 0`).
-PAPER = {32: (64, 128, ()), 64: (96, 120, (32,)), 128: (96, 120, (64,)), 256: (96, 140, (128,))}
+PAPER = {32: (64, 128, ()), 64: (96, 120, (32,)), 128: (96, 120, (64,)), 256: (96, 140, (128,)),
+         512: (96, 128, (64,))}
 INITS = {'ortho': nn.initializers.orthogonal(), 'glorot': layers.glorot_uniform(),
          'normal': layers.dcgan_normal}
 
