@@ -99,6 +99,10 @@ def data_config() -> ml_collections.ConfigDict:
   d.split = "train"
   d.source = "auto"            # auto | idx | tfds | npz | folder | synthetic
   d.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # A tfds data set that is not prepared in data_dir ($TFDS_DATA_DIR, ~/tensorflow_datasets) is
+  # downloaded and prepared there first, as tfds.load does by default; False never uses the network
+  # (a missing set is then the one-line 'not found'). ganzoo.data.sources.prepare_tfds.
+  d.download = True
   d.path = ml_collections.FieldReference(None, field_type=str)
   d.image_size = ml_collections.FieldReference(None, field_type=int)  # resize to this (square)
   d.center_crop = ml_collections.FieldReference(None, field_type=int)  # celeb_a: 108 by default

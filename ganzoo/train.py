@@ -278,10 +278,11 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
 # batch size, data set, model, losses, penalties, optimizers, step counts that set schedules,
 # grad_accum: micro-batches change BatchNorm statistics) alters the training trajectory, so
 # changing it on resume is refused unless asked for. Patterns ending in '.' name a section.
-# `wandb.*` (the Weights & Biases mirror, ganzoo.writers) is where things are written too.
+# `wandb.*` (the Weights & Biases mirror, ganzoo.writers) is where things are written too;
+# `data.download` only says whether a missing data set may be fetched.
 _HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
              "train.num_sample_images", "train.profile_steps", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path",
-             "wandb.")
+             "data.download", "wandb.")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

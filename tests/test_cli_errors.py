@@ -69,7 +69,8 @@ CASES = {
     "positional_argument": Case(("stray",), r"unexpected arguments \['stray'\]: pass flags as --name=value"),
     # Data.
     "unknown_dataset": Case(("--config.data.name=nosuchdata",), r"use a tfds name .*'npz' or 'folder'", data=False),
-    "missing_tfds_data": Case(("--config.data.name=cifar10", "--config.data.source=tfds", "--config.data.data_dir={F}/empty"),
+    "missing_tfds_data": Case(("--config.data.name=cifar10", "--config.data.source=tfds", "--config.data.data_dir={F}/empty",
+                               "--config.data.download=False"),
                               r"cifar10 not found: prepare the tfds dataset 'cifar10' .* TFDS_DATA_DIR", data=False),
     "missing_idx_data": Case(("--config.data.name=mnist", "--config.data.source=idx", "--config.data.data_dir={F}/empty"),
                              r"mnist not found: set GANZOO_DATA_DIR .*searched", data=False,
@@ -258,6 +259,7 @@ def test_num_steps_zero_sets_up_without_the_data(config_name, data_name, shape, 
   with pytest.raises(ValueError, match=f"{data_name} not found"):
     dataset.read("real", 0, 1, 8)
   config.train.num_steps = 1
+  config.data.download = False   # else a machine with internet would fetch it (tests/test_tfds_download.py)
   with pytest.raises(ValueError, match=f"{data_name} not found"):
     train.setup(config, parallel.make_mesh(jax.devices()[:1]))
 

@@ -277,7 +277,7 @@ def test_missing_fashion_mnist_message_is_one_line(monkeypatch):
   assert 'apt-get install dataset-fashion-mnist' in msg and 'GANZOO_DATA_DIR' in msg
   assert 'TFDS_DATA_DIR' in msg and e.value.__cause__ is None
   with pytest.raises(data.DatasetNotFoundError) as e:
-    data.build_dataset({'name': 'cifar10', 'batch_size': 4}, 0, 0, 1)
+    data.build_dataset({'name': 'cifar10', 'batch_size': 4, 'download': False}, 0, 0, 1)
   assert '\n' not in str(e.value) and "tfds dataset 'cifar10'" in str(e.value)
   with pytest.raises(data.DatasetNotFoundError, match='npz file'):
     data.load_images('npz', path='/nonexistent/x.npz')

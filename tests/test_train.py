@@ -337,7 +337,7 @@ def test_cli_prints_one_line_errors(tmp_path):
   unknown = subprocess.run(base + ["--config.train.lerning_rate=1"], cwd=ROOT, env=env, capture_output=True, text=True)
   assert unknown.returncode != 0 and "lerning_rate" in unknown.stderr
   missing = subprocess.run(base[:5] + ["--config.data.name=cifar10", "--config.data.source=tfds",
-                                       f"--config.data.data_dir={tmp_path / 'none'}"],
+                                       f"--config.data.data_dir={tmp_path / 'none'}", "--config.data.download=False"],
                            cwd=ROOT, env=env, capture_output=True, text=True)
   errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
   assert missing.returncode == 1 and len(errors) == 1 and "Traceback" not in missing.stderr, missing.stderr

@@ -16,6 +16,9 @@ Config fields read from ``config.data`` (missing or None fields take the default
                mnist/fashion_mnist when found (else tfds), and tfds for everything else.
   data_dir:    a folder searched first for IDX files (itself and <data_dir>/<name>/), and the tfds
                ``data_dir`` (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+  download:    True (default): a tfds data set that is not prepared in ``data_dir`` is downloaded
+               and prepared there first (ArrayRecord, tfds' progress bars; ``sources.prepare_tfds``);
+               False never touches the network.
   path:        the .npz file or image folder (for source 'idx', a folder with the IDX files).
   image_size:  int or (H, W): resize when different from the stored size (PIL BICUBIC,
                antialiased when shrinking). Default: stored size (64 for celeb_a).
@@ -33,8 +36,9 @@ folder /usr/share/datasets/fashion-mnist (``apt-get install dataset-fashion-mnis
 ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (gzip detected from the content).
 tfds data sets are read without TensorFlow: an ArrayRecord copy with ``tfds.data_source``, a
 TFRecord copy (what ``tfds build`` writes by default) with ``ganzoo.data.tfrecord``, in the same
-example order; they must be prepared already (nothing is downloaded). A missing data set raises
-``DatasetNotFoundError`` (a ValueError) whose one-line message says how to get it.
+example order; ``download`` prepares a missing one (process 0 first in a multi-process run). A
+missing data set raises ``DatasetNotFoundError`` (a ValueError) whose one-line message says how to
+get it (offline, manual downloads, TensorFlow needed to encode images).
 
 Training reads named streams with ``Dataset.read(stream, offset, count, batch_size)``: uint8 pixels
 (mapped to [-1, 1] on the devices by ``ganzoo.step``), labels int32, a batch being a pure function

@@ -182,7 +182,8 @@ def build_dataset(data_config: Any, seed: int, process_index: int | None = None,
       max_examples=_cfg_get(data_config, 'max_examples'),
       num_classes=_cfg_get(data_config, 'num_classes'),
       allow_absent=allow_absent,
-      attributes=_cfg_get(data_config, 'attributes'))
+      attributes=_cfg_get(data_config, 'attributes'),
+      download=bool(_cfg_get(data_config, 'download', True)))
   return Dataset(source, seed=seed, process_index=process_index, process_count=process_count,
                  global_batch_size=_cfg_get(data_config, 'batch_size'), name=name)
 

@@ -18,8 +18,10 @@ ImageNet (utils.py: ``CenterCropLongEdge`` then ``transforms.Resize``), so they 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import pathlib
+import re
 import zipfile
 import zlib
 from typing import Any, Sequence
@@ -521,12 +523,204 @@ def _open_tfds_tfrecord(tfds, name: str, split: str, data_dir: str | None):
   return ds
 
 
+# Preparing (data.download): a data set that is not on this machine is downloaded and prepared by
+# tfds itself (``builder.download_and_prepare``, its tqdm bars on stderr: download, extraction,
+# example generation), always as ArrayRecord: tfds writes that format without TensorFlow and
+# ``tfds.data_source`` reads it (its TFRecord writer imports TensorFlow). tfds still needs TensorFlow
+# to extract archives (``tf.io.gfile``: cifar10's tar.gz, celeb_a's zip) and to PNG-encode images a
+# builder yields as arrays (``tf.image``: mnist, cifar10), so most standard sets need it; a builder
+# that does neither (encoded bytes, no archive) prepares without. Every failure is one line.
+PREPARE_FORMAT = 'array_record'
+_TF_INSTALL = "pip install tensorflow-cpu (or pip install 'ganzoo[tf]')"
+_PROXY_VARS = ('HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy')
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+  text = ' '.join(str(text).split())
+  return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _chain(exc: BaseException):
+  """exc, its cause, the cause's cause, ... (tfds re-raises errors of a split with a prefix)."""
+  seen = []
+  while exc is not None and exc not in seen:
+    seen.append(exc)
+    exc = exc.__cause__ or exc.__context__
+  return seen
+
+
+def _needs_tensorflow(exc: BaseException) -> bool:
+  return any(isinstance(e, ImportError) and (getattr(e, 'name', None) == 'tensorflow' or
+                                             "No module named 'tensorflow'" in str(e)) for e in _chain(exc))
+
+
+def _network_error(exc: BaseException) -> BaseException | None:
+  """The error in exc's chain that says a host could not be reached, or None."""
+  import socket  # pylint: disable=g-import-not-at-top
+  import urllib.error  # pylint: disable=g-import-not-at-top
+  kinds: tuple[type, ...] = (socket.gaierror, socket.timeout, ConnectionError, urllib.error.URLError)
+  try:
+    import requests  # pylint: disable=g-import-not-at-top
+    kinds += (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+  except ImportError:
+    pass
+  return next((e for e in _chain(exc) if isinstance(e, kinds)), None)
+
+
+def _download_hosts(builder) -> list[str]:
+  """The hosts of the builder's registered download URLs (its checksums file), sorted."""
+  import urllib.parse  # pylint: disable=g-import-not-at-top
+  try:
+    urls = type(builder).url_infos or {}
+  except Exception:  # pylint: disable=broad-except
+    urls = {}
+  return sorted({urllib.parse.urlparse(u).hostname for u in urls} - {None})
+
+
+def unreachable_host(builder) -> str | None:
+  """The first download host of ``builder`` whose name does not resolve (no network, no DNS), or
+  None. Resolving takes milliseconds where tfds' downloader retries a dead connection 10 times
+  (minutes); behind a proxy ($HTTPS_PROXY, ...) names need not resolve here, so nothing is checked."""
+  import socket  # pylint: disable=g-import-not-at-top
+  if any(os.environ.get(v) for v in _PROXY_VARS):
+    return None
+  for host in _download_hosts(builder):
+    try:
+      socket.getaddrinfo(host, 443)
+    except OSError:
+      return host
+  return None
+
+
+def _copy_hint(base: str, root, where: str = 'internet') -> str:
+  return (f'prepare it on a machine with {where} (`tfds build {base} --file_format={PREPARE_FORMAT}`) and '
+          f'copy its {base} folder into {root} (TFDS_DATA_DIR or data.data_dir)')
+
+
+def _offline_message(name: str, base: str, root, host: str, reason: str) -> str:
+  return (f'{name} is not prepared and cannot be downloaded: this machine cannot reach {host} ({reason}); '
+          f'{_copy_hint(base, root)}, or set HTTPS_PROXY to a proxy that reaches it.')
+
+
+def _tensorflow_message(name: str, base: str, root) -> str:
+  return (f'preparing {name} needs TensorFlow (tfds extracts archives and encodes images with it; the '
+          f'downloaded files in {root}/downloads are kept): {_TF_INSTALL} and rerun, or {_copy_hint(base, root, "TensorFlow")}.')
+
+
+def _manual_message(name: str, base: str, builder, reason: str = '') -> str:
+  manual = pathlib.Path(str(builder.data_dir_root)) / 'downloads' / 'manual'
+  expects = _one_line(builder.MANUAL_DOWNLOAD_INSTRUCTIONS or '')
+  # tfds' own "Manual directory ... does not exist or is empty" says what this line says already.
+  tail = f' (tfds: {_one_line(reason, 160)})' if reason and not reason.startswith('Manual directory') else ''
+  return (f'{name} needs a manual download: put the files tfds expects ({expects}) in {manual} and rerun, or '
+          f'run `tfds build {base} --manual_dir=DIR --file_format={PREPARE_FORMAT}` and copy its {base} '
+          f'folder into {builder.data_dir_root} (TFDS_DATA_DIR or data.data_dir){tail}')
+
+
+def _prepared_meanwhile(tfds, name: str, data_dir: str | None) -> bool:
+  try:
+    return tfds.builder(name, data_dir=data_dir).is_prepared()
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def prepare_tfds(tfds, name: str, data_dir: str | None = None) -> None:
+  """Downloads and prepares tfds data set ``name`` (ArrayRecord) into ``data_dir`` (None: $TFDS_DATA_DIR
+  or ~/tensorflow_datasets) unless a copy in either format is there; tfds shows its progress bars.
+
+  Raises DatasetNotFoundError with one line: the machine cannot reach the download host (checked by
+  name first, ``unreachable_host``), the data set needs files downloaded by hand (the builder's
+  MANUAL_DOWNLOAD_INSTRUCTIONS and manual_dir), preparing needs TensorFlow, or another failure.
+  A builder tfds cannot make returns quietly: the reader then reports why the data set is missing.
+  """
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+      return
+  except Exception:  # pylint: disable=broad-except
+    return
+  base = name.split(':')[0]
+  root = builder.data_dir_root
+  manual = bool(builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+  host = None if manual else unreachable_host(builder)
+  if host is not None:
+    raise DatasetNotFoundError(_offline_message(name, base, root, host, 'its name does not resolve'))
+  logging.warning('%s is not in %s: %s it (%s; --config.data.download=False never does)%s', name, root,
+                  'preparing the manually downloaded files of' if manual else 'downloading and preparing',
+                  PREPARE_FORMAT, '' if importlib.util.find_spec('tensorflow') else
+                  f'; TensorFlow is not installed, which most tfds builders need to prepare: {_TF_INSTALL}')
+  try:
+    builder.download_and_prepare(file_format=PREPARE_FORMAT)
+  except Exception as e:  # pylint: disable=broad-except
+    if _prepared_meanwhile(tfds, name, data_dir):
+      return   # another run writing the same folder renamed its copy into place first (FileExistsError)
+    if _needs_tensorflow(e):
+      raise DatasetNotFoundError(_tensorflow_message(name, base, root)) from None
+    net = _network_error(e)
+    if net is not None:
+      hosts = re.findall(r"host='([^']+)'", str(net)) or _download_hosts(builder) or ['the download host']
+      raise DatasetNotFoundError(_offline_message(name, base, root, hosts[0], _first_line(net, 120))) from None
+    if manual:
+      raise DatasetNotFoundError(_manual_message(name, base, builder, _first_line(e))) from None
+    raise DatasetNotFoundError(f'preparing {name} in {root} failed ({type(e).__name__}: {_first_line(e, 200)}); '
+                               f'fix that and rerun, or {_copy_hint(base, root)}.') from None
+
+
+def _processes() -> tuple[int, int]:
+  """(process index, count) of a multi-process JAX run, (0, 1) otherwise (no JAX backend started)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if not jax.distributed.is_initialized():
+    return 0, 1
+  return jax.process_index(), jax.process_count()
+
+
+def prepare_in_turn(tfds, name: str, data_dir: str | None = None, needed: bool = True, processes=None,
+                    barrier=None) -> None:
+  """``prepare_tfds`` (where ``needed``: this process found no copy) on process 0 first, then on the
+  others after a barrier that every process reaches once (also where nothing is missing, and when
+  process 0 failed: no process waits forever).
+
+  A shared ``data_dir`` (NFS, a bucket) is then downloaded and written once, by process 0, and the
+  others find it prepared; with host-local folders (~/tensorflow_datasets on each host) each other
+  host prepares its own copy after process 0. ``processes``/``barrier`` default to JAX's
+  (``_processes``, ``ganzoo.parallel.barrier``); tests pass their own.
+  """
+  index, count = (processes or _processes)()
+  if count > 1 and barrier is None:
+    from ganzoo import parallel  # pylint: disable=g-import-not-at-top
+    barrier = parallel.barrier
+  tag = f'ganzoo_tfds_prepare_{name}'
+  if count > 1 and index > 0:
+    barrier(tag)
+  error = None
+  try:
+    if needed:
+      prepare_tfds(tfds, name, data_dir)
+  except DatasetNotFoundError as e:
+    error = e
+  if count > 1 and index == 0:
+    barrier(tag)
+  if error is not None:
+    raise error
+
+
+def _open_tfds_copy(tfds, name: str, split: str, data_dir: str | None):
+  """(source, None) for a prepared copy of ``name``, (None, data_source's error) where there is none."""
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False), None
+  except Exception as e:  # pylint: disable=broad-except
+    # data_source reads ArrayRecord (or Parquet) only; a TFRecord copy is read by ganzoo's reader.
+    ds = _open_tfds_tfrecord(tfds, name, split, data_dir)
+    return ds, (None if ds is not None else e)
+
+
 def open_tfds(name: str, split: str = 'train', data_dir: str | None = None, size=None,
-              center_crop=None, max_examples=None, num_classes=None) -> TfdsSource:
+              center_crop=None, max_examples=None, num_classes=None, download: bool = False) -> TfdsSource:
   """Opens ``tfds.data_source(name, split=split, data_dir=data_dir, download=False)`` for an
   ArrayRecord (or Parquet) copy, else ``ganzoo.data.tfrecord.TfRecordDataSource`` for a TFRecord
   copy (what ``tfds build`` writes by default): same examples in the same order (that module's
-  docstring says why).
+  docstring says why). ``download``: a data set with no copy in ``data_dir`` is first downloaded and
+  prepared there (``prepare_in_turn``: process 0 first in a multi-process run).
   """
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -538,13 +732,13 @@ def open_tfds(name: str, split: str = 'train', data_dir: str | None = None, size
     raise DatasetNotFoundError(
         f"unknown data set {name!r}: use a tfds name (cifar10, mnist, celeb_a, ...), 'npz' or "
         f"'folder' with data.path, or one of {synthetic.NAMES}.")
-  try:
-    ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-  except Exception as e:  # pylint: disable=broad-except
-    # data_source reads ArrayRecord (or Parquet) only; a TFRecord copy is read by ganzoo's reader.
-    ds = _open_tfds_tfrecord(tfds, name, split, data_dir)
+  ds, error = _open_tfds_copy(tfds, name, split, data_dir)
+  if download:   # every process of a multi-process run takes part, found or not (the barrier)
+    prepare_in_turn(tfds, name, data_dir, needed=ds is None)
     if ds is None:
-      raise DatasetNotFoundError(_missing_message(name, _first_line(e))) from None
+      ds, error = _open_tfds_copy(tfds, name, split, data_dir)
+  if ds is None:
+    raise DatasetNotFoundError(_missing_message(name, _first_line(error))) from None
   if base == 'celeb_a':
     center_crop = CELEBA_CROP if center_crop is None else center_crop
     size = size or (CELEBA_SIZE, CELEBA_SIZE)
@@ -628,15 +822,19 @@ SOURCES = ('auto', 'idx', 'tfds', 'npz', 'folder', 'synthetic', 'celeba')
 def open_source(name: str, split: str = 'train', source: str = 'auto', data_dir: str | None = None,
                 path: str | None = None, image_size=None, center_crop: int | None = None,
                 max_examples: int | None = None, num_classes: int | None = None,
-                allow_absent: bool = False, attributes: str | None = None):
+                allow_absent: bool = False, attributes: str | None = None, download: bool = False):
   """Resolves (name, source) to a source object; see the ``ganzoo.data`` docstring for the rules.
 
   ``allow_absent``: a standard data set (``KNOWN_DATASETS``) that is not found gives a
-  ``ShapeOnlySource`` instead of raising DatasetNotFoundError.
+  ``ShapeOnlySource`` instead of raising DatasetNotFoundError (and is not downloaded: nothing
+  reads its examples). ``download``: a tfds data set that is not prepared is downloaded and
+  prepared first (``open_tfds``; ``data.download`` of a run, True by default there).
   """
+  if allow_absent and name.split(':')[0] in KNOWN_DATASETS:
+    download = False
   try:
     return _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes,
-                        attributes)
+                        attributes, download)
   except DatasetNotFoundError as e:
     known = (known_shape(name, image_size, center_crop, num_classes)
              if allow_absent and (source or 'auto') in ('auto', 'idx', 'tfds') else None)
@@ -655,7 +853,7 @@ def split_folder(path: str, split: str | None) -> str:
 
 
 def _open_source(name, split, source, data_dir, path, image_size, center_crop, max_examples, num_classes,
-                 attributes=None):
+                 attributes=None, download=False):
   source = source or 'auto'
   if source not in SOURCES:
     raise ValueError(f'data.source must be one of {SOURCES}, got {source!r}.')
@@ -683,4 +881,4 @@ def _open_source(name, split, source, data_dir, path, image_size, center_crop, m
     if source == 'idx':
       raise DatasetNotFoundError(_missing_message(name, '').split(', or prepare the tfds')[0] +
                                  f' (searched: {", ".join(map(str, idx_search_dirs(name, data_dir)))})')
-  return open_tfds(name, split=split, data_dir=data_dir, **kw)
+  return open_tfds(name, split=split, data_dir=data_dir, download=download, **kw)
