@@ -6,6 +6,8 @@ Every field a run can read exists here, so `--config.a.b=v` of an unknown key is
 import ml_collections
 
 from ganzoo import augment
+from ganzoo.data import cache as cache_lib
+from ganzoo.data import workers as workers_lib
 from ganzoo import nets as nets_lib
 from ganzoo import precision
 from ganzoo import profiling
@@ -113,7 +115,14 @@ def data_config() -> ml_collections.ConfigDict:
   d.attributes = ml_collections.FieldReference(None, field_type=str)
   d.seed = ml_collections.FieldReference(None, field_type=int)  # data order (default: config.seed)
   d.batch_size = 64            # global, over all devices and processes
-  d.prefetch = 2
+  d.prefetch = 2               # host batches read ahead by a background thread
+  # Batches copied to the devices ahead of the step: -1 = auto (1 on GPU/TPU, 0 on CPU, where the
+  # "copy" stays in host memory), 0 = when the step asks, k = k steps ahead.
+  d.device_prefetch = -1
+  # Decode once (image folders, tfds, celeba): '' = off, 'memory', or a folder of .npy caches
+  # (ganzoo.data.cache). Arrays already (IDX, npz, synthetic) are unaffected.
+  d.cache = ""
+  d.workers = 0                # > 0: decode in that many grain processes (ganzoo.data.workers)
   return d
 
 
@@ -161,7 +170,8 @@ def _validate_keys(config: ml_collections.ConfigDict) -> None:
 # interval otherwise ends in a ZeroDivisionError (`step % log_every`, `batch % devices`) or an
 # empty array deep in a jitted step, and a negative one slices data from the end.
 _MINIMUM = {
-    "data.batch_size": (1, ""), "data.prefetch": (1, ""), "data.image_size": (1, " (None keeps the stored size)"),
+    "data.batch_size": (1, ""), "data.prefetch": (1, ""), "data.device_prefetch": (-1, " (-1 = 1 on GPU/TPU, 0 on CPU; 0 = copy when the step asks)"),
+    "data.workers": (0, " (0 = decode in the training process)"), "data.image_size": (1, " (None keeps the stored size)"),
     "data.center_crop": (0, " (0 = no crop)"), "data.max_examples": (1, " (None = all)"),
     "data.num_classes": (0, " (None or 0 = from the data)"),
     "train.num_steps": (0, " (0 builds the model and logs its parameter counts)"), "train.d_steps": (1, ""),
@@ -206,6 +216,11 @@ def validate_values(config: ml_collections.ConfigDict) -> None:
         kind = "a number" if isinstance(lo, float) else "an int"
         raise ValueError(f"config.{prefix}.{path}={value!r} must be {kind} >= {lo}{meaning}: "
                          f"pass --config.{prefix}.{path}=<{'x' if isinstance(lo, float) else 'N'} >= {lo}>")
+  for prefix, _ in sections:
+    if prefix == "data" or prefix.startswith("data_"):
+      cache_lib.check_cache(_get_path(config[prefix], "cache"))
+      if _get_path(config[prefix], "workers"):   # grain importable
+        workers_lib.check_workers(_get_path(config[prefix], "workers"))
   precision.compute_dtype(config)   # model.dtype names a compute dtype
   precision.loss_scale(config)
   profiling.parse_steps(_get_path(config, "train.profile_steps"))

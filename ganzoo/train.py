@@ -281,8 +281,9 @@ def _init_state(method: methods.Method, config, mesh) -> TrainState:
 # `wandb.*` (the Weights & Biases mirror, ganzoo.writers) is where things are written too;
 # `data.download` only says whether a missing data set may be fetched.
 _HARMLESS = ("train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.num_sample_images", "train.profile_steps", "eval.", "parallel.", "data.prefetch", "data.data_dir", "data.path",
-             "data.download", "wandb.")
+             "train.num_sample_images", "train.profile_steps", "eval.", "parallel.", "data.prefetch", "data.device_prefetch",
+             "data.cache", "data.workers", "data.data_dir", "data.path", "data.download",
+             "wandb.")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -560,6 +561,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
     if key.startswith("data_"):
       datasets[key] = data_lib.build_dataset(config[key], data_seed(config), jax.process_index(), jax.process_count())
   batches = data_lib.prefetch(stream_batches(method, datasets, start), config.data.prefetch)
+  batches = data_lib.device_prefetch(   # on GPU/TPU, batch k + 1 is copied while step k runs
+      batches, lambda item: (item[0], parallel.global_batch(item[1], mesh, batch_axis=1)),
+      config.data.get("device_prefetch", -1))
   bar = Progress(start, num_steps, enabled=lead and progress)
   last: dict[str, float] = {}
   interval = _IntervalMeans()
@@ -574,8 +578,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   try:
     stop.__enter__()
     for step in range(start + 1, num_steps + 1):
-      plan, host_batch = next(batches)
-      batch = parallel.global_batch(host_batch, mesh, batch_axis=1)
+      plan, batch = next(batches)
       tracer.before(step)
       step_fn = steps_for(plan)
       with tracer.annotation(step):
@@ -653,6 +656,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
     ckpt.close()
     writer.close()
     batches.close()
+    for ds in datasets.values():
+      ds.close()
   seconds = time.time() - t0
   return {**summary, "step": num_steps, "metrics": last, "seconds": seconds}
 

@@ -10,6 +10,7 @@ the TFRecord spec and whose crc is checked against the RFC 3720 test vectors.
 import io
 import logging
 import os
+import pickle
 import struct
 import sys
 
@@ -235,6 +236,21 @@ def test_training_batches_equal_across_formats(prepared):
   assert batches['tfrecord']['image'].shape == (3, 4) + SHAPE
   np.testing.assert_array_equal(batches['tfrecord']['image'], batches['array_record']['image'])
   np.testing.assert_array_equal(batches['tfrecord']['label'], batches['array_record']['label'])
+
+
+def test_tfds_sources_pickle_for_workers_and_cache_to_the_same_batches(prepared):
+  """data.workers sends the source to worker processes (pickled); data.cache decodes it once."""
+  for data_dir in prepared.values():   # tfrecord, and array_record where installed
+    cfg = {'name': NAME, 'source': 'tfds', 'data_dir': data_dir, 'batch_size': 4}
+    ds = data.build_dataset(cfg, 7, 0, 1)
+    want = ds.read('real', 5, 3, 4)
+    copy = pickle.loads(pickle.dumps(ds.source))
+    got = data.Dataset(copy, seed=7).read('real', 5, 3, 4)
+    cached = data.build_dataset({**cfg, 'cache': 'memory'}, 7, 0, 1)
+    assert isinstance(cached.source, data.ArraySource)
+    for out in (got, cached.read('real', 5, 3, 4)):
+      np.testing.assert_array_equal(out['image'], want['image'])
+      np.testing.assert_array_equal(out['label'], want['label'])
 
 
 def test_tfrecord_slice_is_slice_of_split(prepared):

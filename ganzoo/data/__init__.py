@@ -24,6 +24,15 @@ Config fields read from ``config.data`` (missing or None fields take the default
                antialiased when shrinking). Default: stored size (64 for celeb_a).
   center_crop: optional int: center crop side before resizing (default 108 for celeb_a, 0 = off).
   batch_size:  the global batch size (all processes); B_local = batch_size // process_count.
+  prefetch:    host batches a background thread reads ahead (default 2).
+  device_prefetch: batches the trainer copies to the devices ahead of the step: -1 (default) = 1
+               on GPU/TPU (batch k + 1 is copied while step k runs), 0 on CPU; 0 = when the step
+               asks; k = k ahead (``device_prefetch``).
+  cache:       '' (default), 'memory' or a folder: decode a decoding source (folder, tfds, celeba)
+               once into uint8 arrays, kept in memory or as .npy files reused by later runs
+               (``ganzoo.data.cache``).
+  workers:     0 (default) or N: decode in N grain worker processes (``pip install 'ganzoo[grain]'``),
+               the same batches as in-process (``ganzoo.data.workers``).
   num_classes: optional override of the number of classes.
   max_examples: optional int: keep only the first N examples (quick runs, tests).
   attributes:  'celeba' only (``ganzoo.data.celeba``; ``path`` = a folder with img_align_celeba/ and
@@ -51,6 +60,9 @@ centre-cropped on its long edge.
 from ganzoo.data import synthetic
 from ganzoo.data.pipeline import build_dataset
 from ganzoo.data.pipeline import Dataset
+from ganzoo.data.pipeline import device_prefetch
+from ganzoo.data.pipeline import device_prefetch_size
+from ganzoo.data.pipeline import DevicePrefetcher
 from ganzoo.data.pipeline import load_images
 from ganzoo.data.pipeline import prefetch
 from ganzoo.data.pipeline import Prefetcher
@@ -64,7 +76,7 @@ from ganzoo.data.sources import read_idx
 from ganzoo.data.sources import TfdsSource
 
 __all__ = [
-    'ArraySource', 'Dataset', 'DatasetNotFoundError', 'FolderSource', 'Prefetcher', 'TfdsSource',
-    'build_dataset', 'stream_permutation', 'load_images', 'open_source', 'prefetch', 'read_idx',
+    'ArraySource', 'Dataset', 'DatasetNotFoundError', 'DevicePrefetcher', 'FolderSource', 'Prefetcher', 'TfdsSource',
+    'build_dataset', 'device_prefetch', 'device_prefetch_size', 'stream_permutation', 'load_images', 'open_source', 'prefetch', 'read_idx',
     'synthetic', 'to_float',
 ]

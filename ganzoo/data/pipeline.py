@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import queue
 import zlib
 import threading
@@ -9,7 +10,9 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from ganzoo.data import cache as cache_lib
 from ganzoo.data import sources as sources_lib
+from ganzoo.data import workers as workers_lib
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -33,7 +36,9 @@ class Dataset:
   stages); two streams of one source (different names) are independent orders. Process p of P
   reads the contiguous slice ``[p * B / P, (p + 1) * B / P)`` of each global batch, so the union
   over processes is the one-process batch. Synthetic 2-D sources draw the global batch at
-  ``offset`` from their generator seeded by (seed, crc32(stream), offset).
+  ``offset`` from their generator seeded by (seed, crc32(stream), offset). With ``workers`` > 0 a
+  decoding source (image folder, tfds, CelebA) is read by grain worker processes running this
+  class's own ``read`` (``ganzoo.data.workers``): the same batches; ``close()`` stops them.
 
   Attributes:
     image_shape: (H, W, C) of the batches ((2,) for synthetic 2-D data).
@@ -43,7 +48,7 @@ class Dataset:
   """
 
   def __init__(self, source: Any, seed: int = 0, process_index: int = 0, process_count: int = 1,
-               global_batch_size: int | None = None, name: str = ''):
+               global_batch_size: int | None = None, name: str = '', workers: int = 0):
     if process_count < 1 or not 0 <= process_index < process_count:
       raise ValueError(f'process_index={process_index} must lie in [0, process_count={process_count}).')
     self.source = source
@@ -52,9 +57,24 @@ class Dataset:
     self.process_count = int(process_count)
     self.global_batch_size = global_batch_size
     self.name = name or getattr(source, 'name', '')
+    self.workers = workers_lib.check_workers(workers)
     self._perm: dict[tuple[str, int], np.ndarray] = {}
+    self._readers: dict[str, Any] = {}   # stream -> workers.BatchReader (workers > 0, decoding sources)
     if global_batch_size is not None:
       self._check_batch(global_batch_size)
+
+  def __getstate__(self) -> dict[str, Any]:   # a copy (a worker's) reads in its own process
+    return {**self.__dict__, 'workers': 0, '_readers': {}, '_perm': {}}
+
+  def close(self) -> None:
+    """Stops the worker processes of ``data.workers`` (a later ``read`` starts new ones)."""
+    readers, self._readers = self._readers, {}
+    for r in readers.values():
+      r.close()
+
+  def __del__(self) -> None:
+    if getattr(self, '_readers', None):
+      self.close()
 
   @property
   def image_shape(self) -> tuple[int, ...]:
@@ -110,6 +130,8 @@ class Dataset:
     self._check_batch(batch_size)
     if isinstance(self.source, sources_lib.ShapeOnlySource):
       raise sources_lib.DatasetNotFoundError(self.source.missing)
+    if self.workers and isinstance(self.source, sources_lib.LazySource):
+      return self._read_in_workers(stream, offset, count, batch_size)
     b_local = batch_size // self.process_count
     lo = self.process_index * b_local
     parts = []
@@ -125,6 +147,18 @@ class Dataset:
         out['label'] = out['label'].astype(np.int32)
       parts.append(out)
     return {key: np.stack([p[key] for p in parts]) for key in parts[0]}
+
+  def _read_in_workers(self, stream: str, offset: int, count: int, batch_size: int) -> dict[str, np.ndarray]:
+    """``read`` by the stream's worker processes (``ganzoo.data.workers.BatchReader``), which read
+    ahead from here on; a call at another offset or shape restarts them there."""
+    reader = self._readers.get(stream)
+    if reader is None or not reader.matches(offset, count, batch_size):
+      if reader is not None:
+        reader.close()
+      plain = copy.copy(self)   # what the workers run: this Dataset without workers (__getstate__)
+      reader = workers_lib.BatchReader(plain, stream, offset, count, batch_size, self.workers)
+      self._readers[stream] = reader
+    return reader.next()
 
   def batches(self, start_step: int = 0, global_batch_size: int | None = None, steps_per_call: int = 1,
               stream: str = 'real') -> Iterator[dict[str, np.ndarray]]:
@@ -165,27 +199,34 @@ def build_dataset(data_config: Any, seed: int, process_index: int | None = None,
   ``process_index``/``process_count`` default to ``jax.process_index()``/``jax.process_count()``.
   ``allow_absent``: a standard data set that is not on this machine stands in by its known shape
   and class count (``sources.KNOWN_DATASETS``); reading a batch of it raises DatasetNotFoundError.
+  ``data.cache`` decodes a decoding source once (``ganzoo.data.cache``); ``data.workers`` > 0
+  decodes in that many grain processes (``ganzoo.data.workers``), with the same batches.
   """
   if process_index is None or process_count is None:
     import jax  # pylint: disable=g-import-not-at-top
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
   name = _cfg_get(data_config, 'name')
+  fields = {k: _cfg_get(data_config, k) for k in cache_lib.KEY_FIELDS}
+  fields.update(split=_cfg_get(data_config, 'split', 'train'), source=_cfg_get(data_config, 'source', 'auto'))
+  workers = workers_lib.check_workers(_cfg_get(data_config, 'workers', 0))
+  cache = cache_lib.check_cache(_cfg_get(data_config, 'cache', ''))
   source = sources_lib.open_source(
       name,
-      split=_cfg_get(data_config, 'split', 'train'),
-      source=_cfg_get(data_config, 'source', 'auto'),
-      data_dir=_cfg_get(data_config, 'data_dir'),
-      path=_cfg_get(data_config, 'path'),
-      image_size=_cfg_get(data_config, 'image_size'),
-      center_crop=_cfg_get(data_config, 'center_crop'),
-      max_examples=_cfg_get(data_config, 'max_examples'),
-      num_classes=_cfg_get(data_config, 'num_classes'),
+      split=fields['split'],
+      source=fields['source'],
+      data_dir=fields['data_dir'],
+      path=fields['path'],
+      image_size=fields['image_size'],
+      center_crop=fields['center_crop'],
+      max_examples=fields['max_examples'],
+      num_classes=fields['num_classes'],
       allow_absent=allow_absent,
-      attributes=_cfg_get(data_config, 'attributes'),
+      attributes=fields['attributes'],
       download=bool(_cfg_get(data_config, 'download', True)))
+  source = cache_lib.cached(source, cache, fields, workers)
   return Dataset(source, seed=seed, process_index=process_index, process_count=process_count,
-                 global_batch_size=_cfg_get(data_config, 'batch_size'), name=name)
+                 global_batch_size=_cfg_get(data_config, 'batch_size'), name=name, workers=workers)
 
 
 def load_images(name: str, split: str = 'train', data_dir: str | None = None,
@@ -297,3 +338,68 @@ class Prefetcher:
 def prefetch(iterator: Iterator[Any], size: int = 2) -> Prefetcher:
   """Runs ``iterator`` ahead in a background thread; see ``Prefetcher``."""
   return Prefetcher(iterator, size)
+
+
+class DevicePrefetcher:
+  """``put(item)`` of the items of ``iterator``, ``size`` items ahead of the consumer.
+
+  ``put`` is the host-to-device copy (the trainer's ``parallel.global_batch``). JAX dispatch is
+  asynchronous, so calling it for batch k + 1 right after step k was dispatched copies that batch
+  while step k runs: with ``size`` = 1, ``next`` returns the item put during the previous call
+  and puts the following one. ``size`` = 0 puts each item when it is asked for. The items and
+  their order are ``iterator``'s; an exception raised by it or by ``put`` is re-raised after the
+  items put before it, by the call that would have returned the item, where a consumer without
+  read-ahead would meet it (a crash copying batch k + 1 still lets step k finish and checkpoint).
+  ``close()`` closes ``iterator``.
+  """
+
+  def __init__(self, iterator: Iterator[Any], put: Any, size: int = 1):
+    if int(size) != size or size < 0:
+      raise ValueError(f'device prefetch size must be an int >= 0, got {size!r}.')
+    self._iterator = iterator
+    self._put = put
+    self._size = int(size)
+    self._ready: list[Any] = []
+    self._error: BaseException | None = None
+
+  def _fill(self, n: int) -> None:
+    while self._error is None and len(self._ready) < n:
+      try:
+        self._ready.append(self._put(next(self._iterator)))
+      except BaseException as e:  # pylint: disable=broad-except
+        self._error = e
+        return
+
+  def __iter__(self) -> 'DevicePrefetcher':
+    return self
+
+  def __next__(self) -> Any:
+    self._fill(1)
+    if not self._ready:
+      raise self._error
+    item = self._ready.pop(0)
+    self._fill(self._size)
+    return item
+
+  def close(self) -> None:
+    self._ready = []
+    close = getattr(self._iterator, 'close', None)
+    if close is not None:
+      close()
+
+
+def device_prefetch_size(size: int, backend: str | None = None) -> int:
+  """``data.device_prefetch``: -1 (auto) is 1 on an accelerator backend and 0 on 'cpu' (there the
+  copy stays in host memory and overlapping it gains nothing); any other value is itself."""
+  if int(size) != -1:
+    return int(size)
+  if backend is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    backend = jax.default_backend()
+  return 0 if backend == 'cpu' else 1
+
+
+def device_prefetch(iterator: Iterator[Any], put: Any, size: int = 1) -> DevicePrefetcher:
+  """Applies ``put`` (a host-to-device copy) ``size`` items ahead (-1: ``device_prefetch_size``);
+  see ``DevicePrefetcher``."""
+  return DevicePrefetcher(iterator, put, device_prefetch_size(size))

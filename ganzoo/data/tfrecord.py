@@ -105,6 +105,13 @@ class TfRecordShard:
     self._lengths = None  # int64 [n]
     self._verified = None  # bool [n]: data crc already checked in this process
 
+  def __getstate__(self) -> dict:   # a copy for a worker process (data.workers) gets a lock of its own
+    return {**self.__dict__, '_lock': None}
+
+  def __setstate__(self, state: dict) -> None:
+    self.__dict__.update(state)
+    self._lock = threading.Lock()
+
   def _open(self):
     try:
       return open(self.path, 'rb')  # pylint: disable=consider-using-with
