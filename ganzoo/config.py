@@ -82,6 +82,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.parallel.coordinator_address = ml_collections.FieldReference(None, field_type=str)
   c.parallel.num_processes = ml_collections.FieldReference(None, field_type=int)
   c.parallel.process_id = ml_collections.FieldReference(None, field_type=int)
+  # FSDP (ganzoo.parallel): shard the state over groups of `fsdp` devices (a (n/fsdp, fsdp) mesh);
+  # 1 = every device holds the whole state. Leaves under `fsdp_min_size` elements stay replicated.
+  c.parallel.fsdp = 1
+  c.parallel.fsdp_min_size = 2 ** 14   # = parallel.FSDP_MIN_SIZE (64 KiB in float32)
 
   # An optional Weights & Biases mirror of metrics.jsonl and the sample grids (ganzoo.writers.WandbWriter;
   # `pip install 'ganzoo[wandb]'`): off while `project` is empty. Empty fields are left to wandb.
@@ -180,6 +184,8 @@ _MINIMUM = {
     "train.keep_checkpoints": (1, ""), "train.num_sample_images": (1, ""),
     "eval.every": (0, " (0 = no evaluation during training)"), "eval.num_samples": (1, ""), "eval.batch_size": (1, ""),
     "parallel.num_processes": (1, ""), "parallel.process_id": (0, ""),
+    "parallel.fsdp": (1, " (1 = the state replicated on every device)"),
+    "parallel.fsdp_min_size": (0, " (0 = shard every leaf an axis of which divides)"),
 }
 _NET_MINIMUM = {"optim.lr": (0.0, ""), "ema.decay": (0.0, " (0 = no EMA)"), "ema.start": (0, ""),
                 "sn.n_power_iterations": (1, ""), "ortho": (0.0, ""), "clip": (0.0, " (0 = no clipping)")}

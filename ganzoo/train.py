@@ -229,7 +229,8 @@ def setup(config: ml_collections.ConfigDict, mesh=None, need_data: bool | None =
   raises the data set's DatasetNotFoundError (how to get it).
   """
   config_lib.validate_config(config)
-  mesh = mesh if mesh is not None else parallel.make_mesh()
+  # An explicit mesh wins over `parallel.fsdp` (sampling and evaluation build on one device).
+  mesh = mesh if mesh is not None else parallel.make_mesh(fsdp=config.parallel.get("fsdp", 1))
   parallel.check_batch_size(config.data.batch_size, mesh, config.train.get("grad_accum", 1))
   need_data = int(config.train.num_steps) > 0 if need_data is None else need_data
   dataset = data_lib.build_dataset(config.data, data_seed(config), jax.process_index(), jax.process_count(),
@@ -264,8 +265,19 @@ def stream_batches(method: methods.Method, datasets: dict[str, data_lib.Dataset]
     step += 1
 
 
-def _init_state(method: methods.Method, config, mesh) -> TrainState:
-  return jax.jit(method.init, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(config.seed))
+def state_sharding(method: methods.Method, config, mesh) -> Any:
+  """Where the run keeps its state on `mesh`: replicated without an 'fsdp' axis, else
+  `parallel.state_shardings` of the initial state at `parallel.fsdp_min_size` (init's out_shardings,
+  the restore target's and the step's; see ganzoo.parallel)."""
+  if parallel.fsdp_size(mesh) == 1:
+    return parallel.replicated(mesh)
+  shapes = jax.eval_shape(method.init, jax.random.PRNGKey(config.seed))
+  return parallel.state_shardings(shapes, mesh, int(config.parallel.get("fsdp_min_size", parallel.FSDP_MIN_SIZE)))
+
+
+def _init_state(method: methods.Method, config, mesh, sharding: Any = None) -> TrainState:
+  sharding = state_sharding(method, config, mesh) if sharding is None else sharding
+  return jax.jit(method.init, out_shardings=sharding)(jax.random.PRNGKey(config.seed))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,7 +524,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   paths.makedirs(workdir)
   dataset, method, mesh = setup(config, mesh)
 
-  state = _init_state(method, config, mesh)
+  sharding = state_sharding(method, config, mesh)
+  state = _init_state(method, config, mesh, sharding)   # also the restore target: orbax reshards onto it
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
   try:
     # Before anything is restored or written: a refused resume leaves the workdir as it was.
@@ -537,7 +550,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
   counts = method.param_counts(state)
   if lead:
     nets = ", ".join(f"{k.split('/', 1)[1]} {v:,}" for k, v in counts.items())
-    print(f"{config.method}/{config.model.name}: params {nets}; {mesh.size} device(s), "
+    fsdp = parallel.fsdp_size(mesh)
+    print(f"{config.method}/{config.model.name}: params {nets}; {mesh.size} device(s)"
+          + (f" (state sharded over {fsdp})" if fsdp > 1 else "") + ", "
           f"global batch {config.data.batch_size}", flush=True)
     if start == 0:
       writer.write(0, counts)
@@ -550,9 +565,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, mesh=Non
     ckpt.close()
     return {**summary, "step": start, "metrics": {}, "seconds": 0.0}
 
-  steps_for = step_lib.StepCache(method, mesh)
+  steps_for = step_lib.StepCache(method, mesh, state_sharding=sharding)
   n_fixed = int(t.num_sample_images)
-  sample_fn = jax.jit(lambda st, inputs: method.sample_fixed(st, inputs, n_fixed))
+  # A sharded state's samples are gathered (every process can read them); without FSDP, jit's own choice as before.
+  gather = {} if parallel.fsdp_size(mesh) == 1 else {"out_shardings": parallel.replicated(mesh)}
+  sample_fn = jax.jit(lambda st, inputs: method.sample_fixed(st, inputs, n_fixed), **gather)
   fixed = method.fixed_inputs(config.seed, n_fixed)
   evaluator = _make_evaluator(config, method, workdir) if config.eval.every else None
 

@@ -99,6 +99,9 @@ CASES = {
     "zero_image_size": Case(("--config.data.image_size=0",), r"image_size=0 must be an int >= 1"),
     "zero_log_every": Case(("--config.train.log_every=0",), r"log_every=0 must be an int >= 1"),
     "zero_grad_accum": Case(("--config.train.grad_accum=0",), r"grad_accum=0 must be an int >= 1"),
+    "zero_fsdp": Case(("--config.parallel.fsdp=0",), r"parallel\.fsdp=0 must be an int >= 1 .*: pass --config\.parallel\.fsdp=<N >= 1>$"),
+    "indivisible_fsdp": Case(("--config.parallel.fsdp=3",), r"parallel\.fsdp=3 must be an int >= 1 that divides the number of "
+                             r"devices \(4\): pass --config\.parallel\.fsdp=<one of \[1, 2, 4\]>$"),
     "zero_z_dim": Case(("--config.model.z_dim=0",), r"z_dim=0 must be an int >= 1 \(the latent size\)"),
     "negative_lr": Case(("--config.nets.g.optim.lr=-0.1",), r"lr=-0\.1 must be a number >= 0\.0"),
     # Files and folders of the run.

@@ -9,6 +9,7 @@ heaviest parametrized tests can run on different pytest-xdist workers under `--d
 both through its `Method.test_config`.
 """
 
+import functools
 import json
 import os
 
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from ganzoo import config as config_lib
 from ganzoo import methods
@@ -126,17 +128,39 @@ def _batch(method, plan, seed, num_classes):
   return out
 
 
-def _run(config, data, mesh, n, float64=False):
-  """n steps; `float64`: the initial state cast to float64 and every step computed in float64."""
+def _run(config, data, mesh, n, float64=False, min_size=parallel.FSDP_MIN_SIZE):
+  """n steps; `float64`: the initial state cast to float64 and every step computed in float64. On a
+  mesh with an 'fsdp' axis the state is placed at `parallel.state_shardings` (leaves of at least
+  `min_size` elements sharded) and the step keeps it there."""
   method = methods.build(config, data)
   state = method.init(jax.random.PRNGKey(0))
   with float64_mode(float64):
-    state = parallel.replicate(as_float64(state) if float64 else state, mesh)
-    cache = step_lib.StepCache(method, mesh, donate=False)
+    state = as_float64(state) if float64 else state
+    sharding = parallel.state_shardings(state, mesh, min_size) if parallel.fsdp_size(mesh) > 1 else None
+    state = jax.device_put(state, sharding) if sharding is not None else parallel.replicate(state, mesh)
+    cache = step_lib.StepCache(method, mesh, donate=False, state_sharding=sharding)
     for i in range(n):
       plan = method.plan(i)
       state, metrics = cache(plan)(state, parallel.global_batch(_batch(method, plan, i, data.num_classes), mesh))
     return jax.device_get(state), jax.device_get(metrics)
+
+
+def _family_config(family):
+  """The family's test config; 'gan+sn': the gan family's (DCGAN: BatchNorm in G) with spectral
+  norm in D and an EMA of G, so that SN vectors and EMA weights are state leaves too."""
+  if family != "gan+sn":
+    return methods.get(family).test_config()
+  config, data = methods.get("gan").test_config()
+  config.nets.d.sn.enabled = True
+  config.nets.g.ema.decay = 0.9
+  return config, data
+
+
+@functools.cache
+def _one_device(family):
+  """Two float64 steps of the family on one device: the reference of the multi-device tests (run once)."""
+  config, data = _family_config(family)
+  return _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
 
 
 @pytest.mark.parametrize("family", FAMILY_PARAMS)
@@ -146,8 +170,8 @@ def test_eight_devices_equal_one_device(family):
   tolerance is `FLOAT64_TOL` (1e-9; tests/test_steps.py gives the bound). In float32 the
   reordering noise of near-zero gradients made Adam step by +-lr, so this test used SGD."""
   assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
-  config, data = methods.get(family).test_config()
-  one, m1 = _run(config, data, parallel.make_mesh(jax.devices()[:1]), 2, float64=True)
+  config, data = _family_config(family)
+  one, m1 = _one_device(family)
   eight, m8 = _run(config, data, parallel.make_mesh(jax.devices()), 2, float64=True)
   assert_float64_close(one, eight)
   assert_float64_close(m1, m8)
@@ -155,6 +179,27 @@ def test_eight_devices_equal_one_device(family):
   moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
               for a, b in zip(jax.tree.leaves(one.nets), jax.tree.leaves(init.nets)))
   assert moved > 1e-4, "two steps changed the state"
+
+
+@pytest.mark.parametrize("fsdp", [2, 8])
+@pytest.mark.parametrize("family", ["gan+sn", "cyclegan"])
+def test_sharded_state_equals_one_device(family, fsdp):
+  """Two steps with the state sharded (`parallel.fsdp`) on the (4, 2) and (1, 8) data x fsdp meshes ==
+  on 1 device, as `test_eight_devices_equal_one_device`, in float64 within `FLOAT64_TOL`: the
+  all-gathers of the weights are exact and the reduce-scatters of the gradients only reorder float64
+  sums. `min_size=0` shards every floating leaf with an axis that `fsdp` divides (params, Adam
+  moments, SN vectors, BatchNorm statistics, EMA, CycleGAN's image pools), not only the large ones.
+  Families: DCGAN (BatchNorm in G) with SN in D and an EMA of G; CycleGAN (four networks, two streams)."""
+  assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
+  config, data = _family_config(family)
+  one, m1 = _one_device(family)
+  mesh = parallel.make_mesh(jax.devices(), fsdp=fsdp)
+  sharded, ms = _run(config, data, mesh, 2, float64=True, min_size=0)
+  assert_float64_close(one, sharded)
+  assert_float64_close(m1, ms)
+  shapes = jax.eval_shape(methods.build(config, data).init, jax.random.PRNGKey(0))
+  specs = [s.spec for s in jax.tree.leaves(parallel.state_shardings(shapes, mesh, 0))]
+  assert sum(spec != P() for spec in specs) > len(specs) // 2, "most leaves were sharded"
 
 
 def test_device_comparison_catches_per_device_batch_statistics(monkeypatch):
