@@ -27,7 +27,8 @@ step reads a batch), the same per device, the scaling efficiency (per-device ima
 the smallest device count), XLA's memory analysis of the compiled step (arguments + outputs +
 temporaries, per device, the largest over the period's plans) and, where the runtime reports it
 (GPU, TPU), the device's peak bytes in use. Batches are random uint8 images already on the devices:
-the input pipeline is measured by experiments/pipeline_speed.py.
+the input pipeline is measured by experiments/pipeline_speed.py. `--fsdp=F` shards the state as
+`--config.parallel.fsdp=F` does (over min(F, count) devices), to see the memory it saves.
 """
 
 import argparse
@@ -52,6 +53,7 @@ import jax  # pylint: disable=g-import-not-at-top
 from ganzoo import methods  # pylint: disable=g-import-not-at-top
 from ganzoo import parallel  # pylint: disable=g-import-not-at-top
 from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
+from ganzoo import train  # pylint: disable=g-import-not-at-top
 from ganzoo.data import sources  # pylint: disable=g-import-not-at-top
 from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
 
@@ -117,6 +119,14 @@ def memory_mb(compiled) -> float | None:
     return None
 
 
+def argument_mb(compiled) -> float | None:
+  """The compiled step's argument bytes per device (state + batch), MiB: what `--fsdp` divides."""
+  try:
+    return round(compiled.memory_analysis().argument_size_in_bytes / 2 ** 20, 2)
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
 def peak_device_mb(devices) -> float | None:
   """The largest peak bytes in use over `devices` (GPU/TPU runtimes report it; CPU does not)."""
   peaks = []
@@ -131,8 +141,9 @@ def peak_device_mb(devices) -> float | None:
 
 
 def time_model(name: str, n_devices: int, reps: int, tiny: bool, per_device: int | None = None,
-               dtype: str | None = None) -> dict[str, Any]:
-  """One row: `name`'s step on the first `n_devices` devices at its per-device batch."""
+               dtype: str | None = None, fsdp: int = 1) -> dict[str, Any]:
+  """One row: `name`'s step on the first `n_devices` devices at its per-device batch; `fsdp` > 1
+  shards the state over groups of that many devices (`parallel.fsdp`, as a run does)."""
   model = MODELS[name]
   config = load_config(model, tiny)
   b = per_device or (2 if tiny else model.per_device)
@@ -140,23 +151,28 @@ def time_model(name: str, n_devices: int, reps: int, tiny: bool, per_device: int
   config.train.grad_accum = 1
   if dtype:
     config.model.dtype = dtype
+  if tiny:   # every leaf of a tiny model is below parallel.fsdp_min_size: shard them all
+    config.parallel.fsdp_min_size = 0
   spec = data_spec(config)
   devices = jax.devices()[:n_devices]
-  mesh = parallel.make_mesh(devices)
+  fsdp = min(fsdp, n_devices)
+  mesh = parallel.make_mesh(devices, fsdp=fsdp)
   method = methods.build(config, spec)
-  state = jax.jit(method.init, out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(0))
+  sharding = train.state_sharding(method, config, mesh)
+  state = jax.jit(method.init, out_shardings=sharding)(jax.random.PRNGKey(0))
   period = plan_period(method)
   plans = [method.plan(i) for i in range(period)]
   rng = np.random.default_rng(0)
-  batches, compiled, compile_s, mem = {}, {}, 0.0, []
+  batches, compiled, compile_s, mem, args = {}, {}, 0.0, [], []
   for plan in plans:
     if plan in compiled:
       continue
     batches[plan] = parallel.global_batch(random_batch(method, plan, spec.num_classes, rng), mesh)
     t0 = time.perf_counter()
-    compiled[plan] = step_lib.make_step(method, plan, mesh).lower(state, batches[plan]).compile()
+    compiled[plan] = step_lib.make_step(method, plan, mesh, state_sharding=sharding).lower(state, batches[plan]).compile()
     compile_s += time.perf_counter() - t0
     mem.append(memory_mb(compiled[plan]))
+    args.append(argument_mb(compiled[plan]))
   images = sum(sum(s.count * s.batch_size for s in method.streams(p).values()) for p in plans)
 
   def period_s(st):
@@ -177,17 +193,20 @@ def time_model(name: str, n_devices: int, reps: int, tiny: bool, per_device: int
   known = [m for m in mem if m is not None]
   return {"model": name, "config": f"configs/{model.config}:{model.tiny_variant if tiny else model.variant}",
           "devices": n_devices, "device_kind": devices[0].device_kind, "batch_per_device": b,
-          "global_batch": b * n_devices, "dtype": str(config.model.get("dtype", "float32")),
+          "global_batch": b * n_devices, "fsdp": fsdp, "dtype": str(config.model.get("dtype", "float32")),
           "params": {k: param_count(v.params) for k, v in jax.device_get(state.nets).items()},
           "period_steps": period, "ms_per_step": round(1e3 * sec / period, 2),
           "images_per_s": round(images / sec, 2), "images_per_s_per_device": round(images / sec / n_devices, 2),
           "compile_s": round(compile_s, 1), "step_memory_mb": max(known) if known else None,
+          "argument_mb": max((a for a in args if a is not None), default=None),
+          "state_mb": round(sum(x.nbytes for x in jax.tree.leaves(state)) / 2 ** 20, 2),
           "peak_device_mb": peak_device_mb(devices), "metrics_finite": finite}
 
 
 def run(models: list[str], device_counts: list[int], reps: int = 3, tiny: bool = False,
-        per_device: int | None = None, dtype: str | None = None) -> dict[str, list[dict[str, Any]]]:
-  """{model: [row per device count]} with `efficiency` against the first (smallest) count."""
+        per_device: int | None = None, dtype: str | None = None, fsdp: int = 1) -> dict[str, list[dict[str, Any]]]:
+  """{model: [row per device count]} with `efficiency` against the first (smallest) count; `fsdp`:
+  the state sharded over min(fsdp, count) devices (each count must then be a multiple of it)."""
   unknown = [m for m in models if m not in MODELS]
   if unknown:
     raise ValueError(f"unknown model(s) {unknown} for --devices: choose from {sorted(MODELS)}")
@@ -196,9 +215,11 @@ def run(models: list[str], device_counts: list[int], reps: int = 3, tiny: bool =
   if not counts or counts[0] < 1 or counts[-1] > available:
     raise ValueError(f"--devices={','.join(map(str, device_counts))}: each count must lie in [1, {available}] "
                      f"(this process sees {available} device(s))")
+  if fsdp < 1 or any(k % min(fsdp, k) for k in counts):
+    raise ValueError(f"--fsdp={fsdp} must be >= 1 and divide every device count of --devices (or exceed it)")
   out = {}
   for name in models:
-    rows = [time_model(name, k, reps, tiny, per_device, dtype) for k in counts]
+    rows = [time_model(name, k, reps, tiny, per_device, dtype, fsdp) for k in counts]
     base = rows[0]["images_per_s_per_device"]
     for r in rows:
       r["efficiency"] = round(r["images_per_s_per_device"] / base, 3) if base else None
@@ -230,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--reps", type=int, default=3, help="timed repetitions (each one plan period)")
   parser.add_argument("--per_device", type=int, default=None, help="override the per-device batch")
   parser.add_argument("--dtype", default=None, help="config.model.dtype (float32 | bfloat16 | float16)")
+  parser.add_argument("--fsdp", type=int, default=1, help="parallel.fsdp: shard the state over this many devices")
   parser.add_argument("--tiny", action="store_true", help="the configs' test sizes (checks the plumbing)")
   parser.add_argument("--json", action="store_true", help="last line: one JSON object")
   parser.add_argument("--out", default=None, help="also write the JSON object to this file")
@@ -237,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   try:
     counts = parse_counts(args.devices) if args.devices else sorted({1, jax.device_count()})
     results = run([m.strip() for m in args.models.split(",") if m.strip()], counts, args.reps, args.tiny,
-                  args.per_device, args.dtype)
+                  args.per_device, args.dtype, args.fsdp)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   report = {"scaling": results, "run": {"backend": jax.default_backend(), "device_count": jax.device_count(),

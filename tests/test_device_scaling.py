@@ -47,6 +47,16 @@ def test_a_row_on_two_devices():
   assert row["params"]["g"] > 0 and row["params"]["d"] > 0
 
 
+def test_a_sharded_row_holds_half_the_state_per_device():
+  """--fsdp=2 on 2 devices (tiny: every leaf sharded): each device's step arguments are its half of the
+  state and its half of the batch, plus the replicated leaves that 2 does not divide (odd sizes:
+  scalars, the step counter, keys), which are far below a quarter of the state here."""
+  (row,) = device_scaling.run(["biggan128"], [2], reps=1, tiny=True, fsdp=2)["biggan128"]
+  assert row["fsdp"] == 2 and row["metrics_finite"]
+  batch_mb = 2 * 2 * 32 * 32 * 3 / 2 ** 20 + 1e-3    # 2 D steps x 2 images per device, uint8 (+ labels)
+  assert row["state_mb"] / 2 <= row["argument_mb"] < 0.75 * row["state_mb"] + batch_mb
+
+
 def test_bad_arguments_are_one_line_errors():
   with pytest.raises(ValueError, match="choose from"):
     device_scaling.run(["nope"], [1])
@@ -54,5 +64,7 @@ def test_bad_arguments_are_one_line_errors():
     device_scaling.run(["sngan"], [16])
   with pytest.raises(ValueError, match="separated by commas"):
     device_scaling.parse_counts("1,x")
+  with pytest.raises(ValueError, match="--fsdp=3 must"):
+    device_scaling.run(["sngan"], [4], fsdp=3)
   with pytest.raises(SystemExit, match="^error: .*must lie in"):
     device_scaling.main(["--devices=0", "--models=sngan", "--tiny"])
