@@ -31,9 +31,10 @@ def test_plan_period_follows_the_lazy_regularization_intervals():
     assert device_scaling.plan_period(method) == period
 
 
-def test_a_row_on_two_devices():
+def test_a_sharded_row_on_two_devices():
+  """One real row: biggan128 (tiny) on 2 of the 8 fake devices with --fsdp=2 (tiny: every leaf sharded)."""
   assert jax.device_count() == 8, "tests/conftest.py fakes 8 CPU devices"
-  (row,) = device_scaling.run(["biggan128"], [2], reps=1, tiny=True)["biggan128"]
+  (row,) = device_scaling.run(["biggan128"], [2], reps=1, tiny=True, fsdp=2)["biggan128"]
   assert row["devices"] == 2 and row["global_batch"] == 2 * row["batch_per_device"] == 4
   # One period = one step of 2 D steps (imagenet128's train.d_steps), each reading the global batch:
   # images/s x seconds per period = 8 images, up to the rounding of the two reported figures
@@ -42,17 +43,10 @@ def test_a_row_on_two_devices():
   bound = 8 * (0.005 / row["ms_per_step"] + 0.005 / row["images_per_s"]) * 1.01
   assert abs(row["images_per_s"] * seconds - 8) <= bound
   assert row["images_per_s_per_device"] == pytest.approx(row["images_per_s"] / 2, abs=0.01)
-  assert row["efficiency"] == 1.0 and row["metrics_finite"]
-  assert row["step_memory_mb"] > 0
-  assert row["params"]["g"] > 0 and row["params"]["d"] > 0
-
-
-def test_a_sharded_row_holds_half_the_state_per_device():
-  """--fsdp=2 on 2 devices (tiny: every leaf sharded): each device's step arguments are its half of the
-  state and its half of the batch, plus the replicated leaves that 2 does not divide (odd sizes:
-  scalars, the step counter, keys), which are far below a quarter of the state here."""
-  (row,) = device_scaling.run(["biggan128"], [2], reps=1, tiny=True, fsdp=2)["biggan128"]
-  assert row["fsdp"] == 2 and row["metrics_finite"]
+  assert row["efficiency"] == 1.0 and row["metrics_finite"] and row["fsdp"] == 2
+  assert row["step_memory_mb"] > 0 and row["params"]["g"] > 0 and row["params"]["d"] > 0
+  # Each device's step arguments are its half of the state and of the batch, plus the replicated
+  # leaves that 2 does not divide (scalars, the step counter, keys: far below a quarter of the state).
   batch_mb = 2 * 2 * 32 * 32 * 3 / 2 ** 20 + 1e-3    # 2 D steps x 2 images per device, uint8 (+ labels)
   assert row["state_mb"] / 2 <= row["argument_mb"] < 0.75 * row["state_mb"] + batch_mb
 
