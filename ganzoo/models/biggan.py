@@ -336,6 +336,18 @@ def parse_resolutions(value: Any) -> tuple[int, ...]:
   return tuple(int(v) for v in value if int(v) > 0)
 
 
+def attention_settings(model_cfg: Any, default: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+  """(G's, D's attention resolutions, pooled keys) from a model config: `attention_resolution`
+  (default `default`), `d_attention_resolution` (default G's), `attention_pool` (default True)."""
+  g_attn = default
+  if model_cfg.get('attention_resolution', None) is not None:
+    g_attn = parse_resolutions(model_cfg.attention_resolution)
+  d_attn = g_attn
+  if model_cfg.get('d_attention_resolution', None) is not None:
+    d_attn = parse_resolutions(model_cfg.d_attention_resolution)
+  return g_attn, d_attn, bool(model_cfg.get('attention_pool', True))
+
+
 def image_size_of(image_shape: tuple[int, int, int], family: str) -> int:
   """Checks a square image size that ARCH supports and returns it."""
   h, w, _ = image_shape
@@ -392,13 +404,7 @@ def build(model_cfg: ml_collections.ConfigDict, image_shape: tuple[int, int, int
   shared_dim = model_cfg.get('shared_dim', shared_dim)
   shared_dim = shared_dim if shared_dim is not None else 128
   hier = bool(model_cfg.get('hier', True))
-  g_attn = attn
-  if model_cfg.get('attention_resolution', None) is not None:
-    g_attn = parse_resolutions(model_cfg.attention_resolution)
-  d_attn = g_attn
-  if model_cfg.get('d_attention_resolution', None) is not None:
-    d_attn = parse_resolutions(model_cfg.d_attention_resolution)
-  pool = bool(model_cfg.get('attention_pool', True))
+  g_attn, d_attn, pool = attention_settings(model_cfg, attn)
   init = init_of(model_cfg, 'ortho', 'biggan')
   g = Generator(ch=ch, image_size=s, z_dim=z_dim, num_classes=num_classes, shared_dim=shared_dim,
                 hier=hier, attention=g_attn, attention_pool=pool, out_channels=image_shape[2],

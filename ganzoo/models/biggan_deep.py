@@ -328,13 +328,7 @@ def build(model_cfg: ml_collections.ConfigDict, image_shape: tuple[int, int, int
   sd: Any = model_cfg.get('shared_dim', None)
   shared_dim = sd if sd is not None else shared_dim
   depth = model_cfg.get('depth', None) or 2
-  g_attn = attn
-  if model_cfg.get('attention_resolution', None) is not None:
-    g_attn = biggan.parse_resolutions(model_cfg.attention_resolution)
-  d_attn = g_attn
-  if model_cfg.get('d_attention_resolution', None) is not None:
-    d_attn = biggan.parse_resolutions(model_cfg.d_attention_resolution)
-  pool = bool(model_cfg.get('attention_pool', True))
+  g_attn, d_attn, pool = biggan.attention_settings(model_cfg, attn)
   init = biggan.init_of(model_cfg, 'ortho', 'biggan_deep')
   g = Generator(ch=ch, image_size=s, z_dim=z_dim, num_classes=num_classes, shared_dim=shared_dim,
                 depth=depth, attention=g_attn, attention_pool=pool, out_channels=image_shape[2],

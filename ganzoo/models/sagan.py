@@ -53,13 +53,7 @@ def build(model_cfg: ml_collections.ConfigDict, image_shape: tuple[int, int, int
   ch = model_cfg.get('ch', None) or ch
   d_ch = model_cfg.get('d_ch', None) or ch
   z_dim = model_cfg.get('z_dim', None) or z_dim
-  g_attn = attn
-  if model_cfg.get('attention_resolution', None) is not None:
-    g_attn = biggan.parse_resolutions(model_cfg.attention_resolution)
-  d_attn = g_attn
-  if model_cfg.get('d_attention_resolution', None) is not None:
-    d_attn = biggan.parse_resolutions(model_cfg.d_attention_resolution)
-  pool = bool(model_cfg.get('attention_pool', True))
+  g_attn, d_attn, pool = biggan.attention_settings(model_cfg, attn)
   init = biggan.init_of(model_cfg, 'glorot', 'sagan')
   g = biggan.Generator(ch=ch, image_size=s, z_dim=z_dim, num_classes=num_classes, shared_dim=0,
                        hier=False, attention=g_attn, attention_pool=pool,
