@@ -45,6 +45,12 @@ forward and backward in bfloat16) against the twin's step under `torch.autocast(
 dtype=torch.bfloat16)` (float32 params, autocast's bfloat16 convolutions and matmuls). The rows
 then carry `"dtype": "bfloat16"`; the matmul peak stays the float32 one.
 
+--reuse_fakes times the DCGAN/SNGAN rows with G's update on the fakes of D's last update, on both
+sides: `config.train.reuse_fakes=True` (ganzoo/methods/gan.py) against the twin's
+`Trainer(reuse_fakes=True)` (the PyTorch DCGAN example's rule: one G forward fewer per step). A
+different computation from the default rows, which draw fresh latents for G; the rows carry
+`"reuse_fakes": true`.
+
 PyTorch runs eagerly with torch.set_num_threads(os.cpu_count()) (--torch_threads to change it);
 XLA:CPU uses one intra-op thread per core by default. On a loaded machine PyTorch's OpenMP threads
 lose more than XLA's thread pool (each parallel region waits for every thread): compare with
@@ -137,12 +143,14 @@ def torch_matmul_rate(n: int, repeats: int = 3) -> float:
 # ---------------------------------------------------------------------------------------------
 # The two sides of a GAN benchmark: each is (run(k) -> seconds for k steps, info).
 
-def ganzoo_side(name: str, batch: int, tiny: bool, dtype: str = "float32") -> tuple[Callable[[int], float], dict[str, Any]]:
+def ganzoo_side(name: str, batch: int, tiny: bool, dtype: str = "float32",
+                reuse_fakes: bool = False) -> tuple[Callable[[int], float], dict[str, Any]]:
   from ganzoo import methods  # pylint: disable=g-import-not-at-top
   from ganzoo import step as step_lib  # pylint: disable=g-import-not-at-top
   from ganzoo.state import param_count  # pylint: disable=g-import-not-at-top
   config = load_config(name, batch, tiny)
   config.model.dtype = dtype
+  config.train.reuse_fakes = reuse_fakes
   gan = methods.build(config, methods.DataSpec((32, 32, 3)))
   state = jax.jit(gan.init)(jax.random.PRNGKey(0))
   d_steps = int(config.train.d_steps)
@@ -172,11 +180,12 @@ def ganzoo_side(name: str, batch: int, tiny: bool, dtype: str = "float32") -> tu
   return run, info
 
 
-def torch_side(name: str, batch: int, tiny: bool, dtype: str = "float32") -> tuple[Callable[[int], float], dict[str, Any]]:
+def torch_side(name: str, batch: int, tiny: bool, dtype: str = "float32",
+               reuse_fakes: bool = False) -> tuple[Callable[[int], float], dict[str, Any]]:
   import torch  # pylint: disable=g-import-not-at-top
   import torch_models  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
-  trainer, d_steps = torch_models.build(name, batch, 3, tiny)
+  trainer, d_steps = torch_models.build(name, batch, 3, tiny, reuse_fakes=reuse_fakes)
   reals = torch.rand(d_steps, batch, 3, 32, 32) * 2 - 1
   info = {"g_params": torch_models.param_count(trainer.G), "d_params": torch_models.param_count(trainer.D),
           "d_steps": d_steps}
@@ -210,8 +219,8 @@ def alternate(a: Callable[[int], float], b: Callable[[int], float], reps: int, s
 
 
 def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
-  g_run, g_info = ganzoo_side(name, args.batch, args.tiny, args.dtype)
-  t_run, t_info = torch_side(name, args.batch, args.tiny, args.dtype)
+  g_run, g_info = ganzoo_side(name, args.batch, args.tiny, args.dtype, args.reuse_fakes)
+  t_run, t_info = torch_side(name, args.batch, args.tiny, args.dtype, args.reuse_fakes)
   for key in ("g_params", "d_params", "d_steps"):
     if g_info[key] != t_info[key]:
       raise AssertionError(f"{name}: ganzoo {key}={g_info[key]} but PyTorch {key}={t_info[key]}")
@@ -223,7 +232,7 @@ def bench_gan(name: str, args, peak: MatmulPeak) -> dict[str, Any]:
   flop_per_s = g_info["flops"] / (g_ms / 1e3)
   peak_rate = statistics.median(peak.rates)
   return {
-      "batch": args.batch, "dtype": args.dtype, "d_steps": g_info["d_steps"], "g_params": g_info["g_params"],
+      "batch": args.batch, "dtype": args.dtype, "reuse_fakes": bool(args.reuse_fakes), "d_steps": g_info["d_steps"], "g_params": g_info["g_params"],
       "d_params": g_info["d_params"], "ganzoo_ms": round(g_ms, 2), "torch_ms": round(t_ms, 2),
       "ratio": round(t_ms / g_ms, 3), "flops": g_info["flops"], "flop_per_s": flop_per_s,
       "torch_flop_per_s": g_info["flops"] / (t_ms / 1e3),
@@ -597,6 +606,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       help="pix2pix/cyclegan without a registered family: time experiments/translation_standin.py")
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                       help="compute dtype of the dcgan/sngan rows (ganzoo: config.model.dtype; torch: autocast)")
+  parser.add_argument("--reuse_fakes", action="store_true",
+                      help="dcgan/sngan rows with G's update on D's last fakes, both sides (train.reuse_fakes)")
   parser.add_argument("--json", action="store_true", help="last line: one JSON object")
   parser.add_argument("--out", default=None, help="also write the JSON object to this file")
   args = parser.parse_args(argv)

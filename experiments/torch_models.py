@@ -211,11 +211,19 @@ def hinge_g_loss(fake: torch.Tensor) -> torch.Tensor:
 # The training step.
 
 class Trainer:
-  """`step(reals)`: len(reals) D updates then one G update, as ganzoo.steps does."""
+  """`step(reals)`: len(reals) D updates then one G update, as ganzoo.steps does.
+
+  `reuse_fakes=True` is ganzoo's `train.reuse_fakes` and the PyTorch DCGAN example's rule
+  (pytorch/examples dcgan/main.py): D's last update keeps its fakes' graph (`fake = G(z)` with
+  grad, D on `fake.detach()`) and G's update backpropagates `g_loss(D(fake))` through it, one G
+  forward fewer per step.
+  """
 
   def __init__(self, G: nn.Module, D: nn.Module, z_dim: int, batch_size: int, d_loss, g_loss,
-               adam: dict, sn: bool = False, num_updates: int | None = None, d_steps: int = 1):
+               adam: dict, sn: bool = False, num_updates: int | None = None, d_steps: int = 1,
+               reuse_fakes: bool = False):
     self.G, self.D, self.z_dim, self.batch_size = G.train(), D.train(), z_dim, batch_size
+    self.reuse_fakes, self._kept = reuse_fakes, None
     self.d_loss, self.g_loss = d_loss, g_loss
     self.opt_g = torch.optim.Adam(G.parameters(), **adam)
     self.opt_d = torch.optim.Adam(D.parameters(), **adam)
@@ -225,11 +233,15 @@ class Trainer:
         self.sched.append(torch.optim.lr_scheduler.LambdaLR(opt, lambda i, n=n: max(0.0, 1.0 - i / n)))
     self.sn = SpectralNorm(D) if sn else None
 
-  def d_update(self, real: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-      fake = self.G(torch.randn(real.shape[0], self.z_dim))
+  def d_update(self, real: torch.Tensor, keep: bool = False) -> torch.Tensor:
+    z = torch.randn(real.shape[0], self.z_dim)
+    if keep:   # the fakes G's update will reuse: their graph is kept
+      self._kept = fake = self.G(z)
+    else:
+      with torch.no_grad():
+        fake = self.G(z)
     d = _apply(self.D, self.sn, update=True)
-    loss = self.d_loss(d(real), d(fake))
+    loss = self.d_loss(d(real), d(fake.detach()))
     self.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     self.opt_d.step()
@@ -239,7 +251,11 @@ class Trainer:
     for p in self.D.parameters():
       p.requires_grad_(False)
     d = _apply(self.D, self.sn, update=False)
-    loss = self.g_loss(d(self.G(torch.randn(self.batch_size, self.z_dim))))
+    if self._kept is not None:
+      fake, self._kept = self._kept, None
+    else:
+      fake = self.G(torch.randn(self.batch_size, self.z_dim))
+    loss = self.g_loss(d(fake))
     self.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     self.opt_g.step()
@@ -248,8 +264,8 @@ class Trainer:
     return loss.detach()
 
   def step(self, reals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    for real in reals:
-      d_loss = self.d_update(real)
+    for i, real in enumerate(reals):
+      d_loss = self.d_update(real, keep=self.reuse_fakes and i == len(reals) - 1)
     g_loss = self.g_update()
     for s in self.sched:
       s.step()
@@ -260,17 +276,18 @@ def param_count(module: nn.Module) -> int:
   return sum(p.numel() for p in module.parameters())
 
 
-def build(name: str, batch_size: int = 64, channels: int = 3, tiny: bool = False) -> tuple[Trainer, int]:
+def build(name: str, batch_size: int = 64, channels: int = 3, tiny: bool = False,
+          reuse_fakes: bool = False) -> tuple[Trainer, int]:
   """(Trainer, d_steps) for 'dcgan' (configs/dcgan.py) or 'sngan' (configs/sngan.py) at 32x32."""
   if name == "dcgan":
     ch = 8 if tiny else 128
     G, D = DCGANGenerator(100, ch, channels), DCGANDiscriminator(ch, channels)
     adam = dict(lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
-    return Trainer(G, D, 100, batch_size, ns_d_loss, ns_g_loss, adam), 1
+    return Trainer(G, D, 100, batch_size, ns_d_loss, ns_g_loss, adam, reuse_fakes=reuse_fakes), 1
   if name == "sngan":
     g_ch, d_ch = (16, 16) if tiny else (256, 128)
     G, D = SNGANResNetGenerator(128, g_ch, channels), SNGANResNetDiscriminator(d_ch, channels)
     adam = dict(lr=2e-4, betas=(0.0, 0.9), eps=1e-8)
     return Trainer(G, D, 128, batch_size, hinge_d_loss, hinge_g_loss, adam, sn=True,
-                   num_updates=50_000, d_steps=5), 5
+                   num_updates=50_000, d_steps=5, reuse_fakes=reuse_fakes), 5
   raise ValueError(f"no PyTorch twin for {name!r}; use dcgan or sngan")

@@ -57,6 +57,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # gan family: d_steps D updates (instead of train.d_steps) at steps s < `steps` and, when every > 0,
   # at s % every == 0 (WGAN's reference: 100 for the first 25 and every 500th step); d_steps 0 = off.
   c.train.d_steps_warmup = ml_collections.ConfigDict(dict(steps=0, d_steps=0, every=0))
+  # gan family: G's update uses the latents (so the fakes) of D's last update in the step, as the
+  # PyTorch DCGAN example does (one G forward fewer per step; the updates are correlated).
+  c.train.reuse_fakes = False
   c.train.grad_accum = 1            # micro-batches per update
   # model.dtype = float16: the initial loss scale and the finite updates after which it doubles
   # (torch.cuda.amp.GradScaler's defaults; ganzoo.precision).

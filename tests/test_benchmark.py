@@ -47,12 +47,17 @@ def test_torch_spectral_norm_sigma_is_one():
   assert abs(sigma - 1.0) < 1e-3
 
 
-def test_torch_step_updates_both_networks():
+@pytest.mark.parametrize("reuse_fakes", [False, True])
+def test_torch_step_updates_both_networks(reuse_fakes):
   torch.manual_seed(0)
-  trainer, d_steps = torch_models.build("sngan", batch_size=4, tiny=True)
+  trainer, d_steps = torch_models.build("sngan", batch_size=4, tiny=True, reuse_fakes=reuse_fakes)
   g0 = [p.detach().clone() for p in trainer.G.parameters()]
   d0 = [p.detach().clone() for p in trainer.D.parameters()]
+  forwards = []
+  trainer.G.register_forward_hook(lambda *_: forwards.append(1))
   d_loss, g_loss = trainer.step(torch.rand(d_steps, 4, 3, 32, 32) * 2 - 1)
+  # One G forward per D update, and one more for G's update unless it reuses D's last fakes.
+  assert len(forwards) == d_steps + (0 if reuse_fakes else 1)
   assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
   assert all(not torch.equal(a, b) for a, b in zip(d0, trainer.D.parameters()))
   assert any(not torch.equal(a, b) for a, b in zip(g0, trainer.G.parameters()))

@@ -28,6 +28,16 @@ decay of D's lr ends at D's last update.
 Decisions (each is what the reference implementations do unless said otherwise):
 - Each D update draws fresh z (and fake labels); so does each G update (BigGAN-PyTorch does this;
   the DCGAN PyTorch example reuses the D step's fakes, which is cheaper but correlates the updates).
+  `train.reuse_fakes=True` is that example's rule (pytorch/examples dcgan/main.py: `fake = netG(noise)`,
+  D on `fake.detach()`, then G's loss on `netD(fake)` with the updated D): the G update takes the
+  latents, fake labels and G dropout key of D's last update in the step, kept in `state.extras`
+  ('reuse_z', 'reuse_y', 'reuse_rng'; written by the d phase's `prepare`, so the stored fakes are a
+  function of the step's key and a resume is exact), and G's forward in train mode on them is the D
+  update's forward (same params, same BatchNorm batch statistics). In one jitted step XLA computes
+  the two forwards once when the n_critic loop is unrolled (CPU); elsewhere the saving may not
+  materialize but the update is the same. Off by default (it changes the computation); it needs one
+  G update per step of data.batch_size latents (train.g_steps 1, g_batch_size unset) and
+  train.grad_accum 1.
   With `train.grad_accum` = k, z is drawn and G run per micro-batch (the step calls `prepare` per
   micro-batch), so a D update holds one micro-batch of fakes; G's BatchNorm then normalizes each
   micro-batch of fakes on its own statistics, as in BigGAN-PyTorch's accumulation loop.
@@ -156,6 +166,11 @@ class GAN(methods.Method):
     if self.augment:
       self.augment.check(self.image_shape)
     self.g_batch_size = _g_batch_size(t, self.batch_size, self.grad_accum)
+    self.reuse_fakes = bool(t.get("reuse_fakes", False))
+    if self.reuse_fakes and (self.g_steps != 1 or self.g_batch_size != self.batch_size or self.grad_accum != 1):
+      raise ValueError("train.reuse_fakes=True reuses D's last batch of fakes for one G update: it needs "
+                       f"train.g_steps=1 (got {self.g_steps}), train.g_batch_size unset or = data.batch_size "
+                       f"(got {self.g_batch_size} for {self.batch_size}) and train.grad_accum=1 (got {self.grad_accum})")
     penalties = build_penalties(config.get("penalties", ml_collections.ConfigDict()))
     self.penalties = [p for p in penalties if p[2] == 1]
     self.lazy_penalties = [p for p in penalties if p[2] > 1]
@@ -175,7 +190,8 @@ class GAN(methods.Method):
     }
     adaptive = bool(self.augment and self.augment.adaptive)
     phases = [step_lib.Phase("d", ("d",), self._d_loss, self._d_prepare, repeats=self.d_steps, stream="real",
-                             key=D_KEY, after=self._ada_accumulate if adaptive else None)]
+                             key=D_KEY, after=self._ada_accumulate if adaptive else None,
+                             prepare_once=self.reuse_fakes, prepare_extras=self.reuse_fakes)]
     if self.reg_every:
       phases.append(step_lib.Phase("d_reg", ("d",), self._d_reg_loss, self._d_prepare, every=self.reg_every,
                                    scale=float(self.reg_every), stream="real", key=D_REG_KEY))
@@ -236,6 +252,11 @@ class GAN(methods.Method):
     nets = {"g": nets_lib.init_net(self.nets["g"], g_vars, rng_gsn),
             "d": nets_lib.init_net(self.nets["d"], d_vars, rng_dsn)}
     extras = self.augment.init_extras() if self.augment else {}
+    if self.reuse_fakes:   # overwritten by every D update before the G update reads them
+      z, y = self.sample_latents(rng_run, self.batch_size)
+      extras.update(reuse_z=jnp.zeros_like(z), reuse_rng=jnp.zeros_like(rng_run))
+      if y is not None:
+        extras["reuse_y"] = jnp.zeros_like(y)
     return TrainState(step=jnp.zeros((), jnp.int32), rng=rng_run, nets=nets, extras=extras)
 
   # -- phases ----------------------------------------------------------------------------------
@@ -256,7 +277,11 @@ class GAN(methods.Method):
       fake = ctx.shard(self.augment(fake, jax.random.fold_in(key, augment.AUG_FAKE_KEY), ctx.extras))
     drop_real, drop_fake = jax.random.split(rng_drop)
     inputs = {"real": real, "real_y": real_y, "fake": fake, "fake_y": fake_y}
-    return inputs, {"rng_penalty": rng_pen, "drop_real": drop_real, "drop_fake": drop_fake}
+    keys = {"rng_penalty": rng_pen, "drop_real": drop_real, "drop_fake": drop_fake}
+    if not self.reuse_fakes:
+      return inputs, keys
+    kept = {"reuse_z": z, "reuse_rng": rng_g, **({"reuse_y": fake_y} if fake_y is not None else {})}
+    return inputs, keys, {**ctx.extras, **kept}
 
   def _penalty_terms(self, ctx, penalties, inp, metrics):
     """sum of weight * penalty, each evaluated with the labels of the images it penalizes."""
@@ -302,6 +327,8 @@ class GAN(methods.Method):
     # batch), and G draws train.g_batch_size per update (divisible by devices x grad_accum).
     z, y = self.sample_latents(rng_lat, self.g_batch_size * ctx.batch_size // self.batch_size)
     drop_g, drop_d = jax.random.split(rng_drop)
+    if self.reuse_fakes:   # D's last update's latents and G dropout key: its fakes (see the docstring)
+      z, y, drop_g = ctx.extras["reuse_z"], ctx.extras.get("reuse_y"), ctx.extras["reuse_rng"]
     inputs = {"z": z, "y": y}
     if self.instance_noise:   # G's fakes reach D with noise too
       inputs["noise"] = ctx.shard(self.instance_noise.noise(jax.random.fold_in(key, augment.FAKE_NOISE_KEY), ctx.step,
