@@ -391,13 +391,14 @@ class _Fsdp(NamedTuple):
     return {n: jax.lax.with_sharding_constraint(g, self.param_shardings[n]) for n, g in grads.items()}
 
 
-def default_state_sharding(method, mesh: Mesh) -> Any:
-  """Where the step keeps the state when the caller does not say: replicated on a mesh without an
-  'fsdp' axis (the single sharding, as before FSDP existed), else `parallel.state_shardings` of the
-  family's initial state with the default size threshold (shapes only: `jax.eval_shape`)."""
+def default_state_sharding(method, mesh: Mesh, min_size: int = parallel.FSDP_MIN_SIZE) -> Any:
+  """Where the step keeps the state when the caller does not say (and where a run keeps it,
+  `train.state_sharding`): replicated on a mesh without an 'fsdp' axis (the single sharding, as
+  before FSDP existed), else `parallel.state_shardings` of the family's initial state with leaves of
+  at least `min_size` elements sharded (shapes only: `jax.eval_shape`, which no seed changes)."""
   if parallel.fsdp_size(mesh) == 1:
     return parallel.replicated(mesh)
-  return parallel.state_shardings(jax.eval_shape(method.init, jax.random.PRNGKey(0)), mesh)
+  return parallel.state_shardings(jax.eval_shape(method.init, jax.random.PRNGKey(0)), mesh, int(min_size))
 
 
 def make_step(method, plan: StepPlan, mesh: Mesh | None = None, jit: bool = True, donate: bool = True,

@@ -269,10 +269,7 @@ def state_sharding(method: methods.Method, config, mesh) -> Any:
   """Where the run keeps its state on `mesh`: replicated without an 'fsdp' axis, else
   `parallel.state_shardings` of the initial state at `parallel.fsdp_min_size` (init's out_shardings,
   the restore target's and the step's; see ganzoo.parallel)."""
-  if parallel.fsdp_size(mesh) == 1:
-    return parallel.replicated(mesh)
-  shapes = jax.eval_shape(method.init, jax.random.PRNGKey(config.seed))
-  return parallel.state_shardings(shapes, mesh, int(config.parallel.get("fsdp_min_size", parallel.FSDP_MIN_SIZE)))
+  return step_lib.default_state_sharding(method, mesh, config.parallel.get("fsdp_min_size", parallel.FSDP_MIN_SIZE))
 
 
 def _init_state(method: methods.Method, config, mesh, sharding: Any = None) -> TrainState:
