@@ -100,15 +100,6 @@ def plan_period(method, limit: int = 64) -> int:
   return next((p for p in range(1, limit + 1) if all(plans[i] == plans[i + p] for i in range(limit))), limit)
 
 
-def random_batch(method, plan, num_classes: int, rng: np.random.Generator) -> dict[str, Any]:
-  out = {}
-  for name, spec in method.streams(plan).items():
-    out[name] = {"image": rng.integers(0, 256, (spec.count, spec.batch_size, *method.data.image_shape), dtype=np.uint8)}
-    if num_classes:
-      out[name]["label"] = rng.integers(0, num_classes, (spec.count, spec.batch_size)).astype(np.int32)
-  return out
-
-
 def memory_mb(compiled) -> float | None:
   """XLA's memory analysis of a compiled step, per device: arguments + outputs + temporaries - aliased, MiB."""
   try:
@@ -167,7 +158,7 @@ def time_model(name: str, n_devices: int, reps: int, tiny: bool, per_device: int
   for plan in plans:
     if plan in compiled:
       continue
-    batches[plan] = parallel.global_batch(random_batch(method, plan, spec.num_classes, rng), mesh)
+    batches[plan] = parallel.global_batch(methods.random_batch(method, plan, rng, spec.num_classes), mesh)
     t0 = time.perf_counter()
     compiled[plan] = step_lib.make_step(method, plan, mesh, state_sharding=sharding).lower(state, batches[plan]).compile()
     compile_s += time.perf_counter() - t0

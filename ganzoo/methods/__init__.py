@@ -162,6 +162,22 @@ class Method(abc.ABC):
     """A tiny config and data spec on which the family runs in seconds (parametrized tests)."""
 
 
+def random_batch(method: Method, plan: step_lib.StepPlan, rng: Any, num_classes: int | None = None) -> dict[str, Any]:
+  """Random uint8 pixels (and int32 labels when the data have classes) in the layout the data pipeline
+  delivers for `plan`: {stream: {'image': [count, batch, *image_shape], 'label': [count, batch]}}.
+  For tests and benchmarks that run a family's real step without a data set; `rng` is a
+  np.random.Generator or a seed, `num_classes` defaults to `method.data.num_classes`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+  num_classes = method.data.num_classes if num_classes is None else num_classes
+  out = {}
+  for name, spec in method.streams(plan).items():
+    out[name] = {"image": rng.integers(0, 256, (spec.count, spec.batch_size, *method.data.image_shape), dtype=np.uint8)}
+    if num_classes:
+      out[name]["label"] = rng.integers(0, num_classes, (spec.count, spec.batch_size)).astype(np.int32)
+  return out
+
+
 _REGISTRY: dict[str, Callable[..., Method]] = {}
 
 
