@@ -2,7 +2,7 @@
 the bottleneck blocks' skips, tiny apply, and configs/biggan_deep.py against its launch script.
 
 One training step of the tiny config through the registered family (with the hinge formulas
-checked on its logits) is tests/test_train.py::test_one_step_logs_the_objectives_formula, which
+checked on its logits) is tests/test_train_objectives.py::test_one_step_logs_the_objectives_formula, which
 runs every config in configs/.
 """
 
