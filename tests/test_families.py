@@ -119,13 +119,7 @@ FAMILY_PARAMS = [pytest.param(f, marks=[pytest.mark.smoke] if f == "gan" else []
 
 
 def _batch(method, plan, seed, num_classes):
-  rng = np.random.default_rng(seed)
-  out = {}
-  for name, spec in method.streams(plan).items():
-    out[name] = {"image": rng.integers(0, 256, (spec.count, spec.batch_size, *method.data.image_shape), dtype=np.uint8)}
-    if num_classes:
-      out[name]["label"] = rng.integers(0, num_classes, (spec.count, spec.batch_size)).astype(np.int32)
-  return out
+  return methods.random_batch(method, plan, seed, num_classes)
 
 
 def _run(config, data, mesh, n, float64=False, min_size=parallel.FSDP_MIN_SIZE):
