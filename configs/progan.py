@@ -14,7 +14,8 @@ drift 0.001, EMA of G 0.999, Adam reset at each new stage, the schedule read eve
   cifar10:  the same network and setup grown to 32x32 (Sec. 6.4), with the gradient penalty's
             target 750 (its E[(||grad|| - 750)^2 / 750^2]); no mirror augment (config.py), 19,000 kimg.
   small:    a CPU size: 32x32, fmap_base 512 / max 64, z 64, batch 32 up to 8x8, then 16,
-            40k images per stage, Fashion-MNIST resized to 32x32 (the `fashion_mnist` variant); 280 kimg.
+            20k images per stable resolution and per fade, Fashion-MNIST resized to 32x32 (the
+            `fashion_mnist` variant); 140 kimg.
   tiny:     8x8 for tests.
 Data variants: fashion_mnist, mnist, cifar10 (names the data layer loads; celeba_hq is read from
 `--config.data.name=folder --config.data.path=...` at 1024x1024).
@@ -27,7 +28,7 @@ from ganzoo.methods.progan import apply_preset, schedule_from_config, steps_for_
 TRAINING = {
     "celebahq": (19_000, 800.0, 800.0, 16, "256:14,512:6,1024:3", True, 1.0),
     "cifar10": (19_000, 800.0, 800.0, 16, "", False, 750.0),
-    "small": (280, 40.0, 40.0, 32, "16:16,32:16", False, 1.0),
+    "small": (140, 20.0, 20.0, 32, "16:16,32:16", False, 1.0),
     "tiny": (0.2, 0.016, 0.016, 16, "", False, 1.0),
 }
 
