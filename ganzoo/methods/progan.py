@@ -65,6 +65,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from ganzoo import augment
 from ganzoo import methods
 from ganzoo import nets as nets_lib
 from ganzoo import regularizers
@@ -313,6 +314,7 @@ class ProGAN(methods.Method):
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
+    augment.refuse_instance_noise(config, "progan")   # the reference trains D on clean images
     loss = config.loss
     if loss.get("name", "progan") != "progan":
       raise ValueError(f"the 'progan' family has its own objective: set config.loss.name='progan' (got {loss.name!r})")
