@@ -138,6 +138,20 @@ def test_stages_in_steps_follow_the_groups_of_minibatch_repeats():
   assert progan.steps_for_kimg(method.schedule, 20.096) == 628
 
 
+def test_without_fades_each_level_starts_at_its_phase():
+  """lod_transition_kimg = 0: lod jumps from one integer to the next at nimg = phase * training
+  (TrainingSchedule skips the fade term), so the stages are stable ones only, each starting at the
+  first group with nimg >= its phase's start: 100 images per level at batch 16 and 4 steps per group
+  (64 images): 4x4 from step 0, 8x8 (the last level here) from step 8, at 128 images."""
+  config, data = progan.ProGAN.test_config()
+  config.loss.update(dict(lod_training_kimg=0.1, lod_transition_kimg=0.0, minibatch_repeats=4, batch_sizes=""))
+  config.data.batch_size = 16
+  method = methods.build(config, data)
+  assert [(st.level, st.fading, st.start_step, st.start_nimg) for st in method.stages] == [
+      (0, False, 0, 0), (1, False, 8, 128)]
+  assert progan.reference_lod(method.schedule, 99) == 1.0 and progan.reference_lod(method.schedule, 100) == 0.0
+
+
 def test_the_test_config_crosses_a_fade_and_resumes_mid_fade():
   """test_config: step 0 stable 4x4 (batch 16), steps 1-2 fade 8x8 (batch 8) at lod 2/3 then 1/3, step 3
   stable 8x8; the parametrized resume test restarts at step 2, mid-fade, and compares the whole state

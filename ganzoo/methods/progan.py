@@ -153,9 +153,12 @@ def stages(s: Schedule) -> list[Stage]:
     if fading:
       bound = (phase + 1) * dur                      # the fade lasts while nimg < bound
       groups = -(-(bound - nimg) // group)
-    else:
-      bound = phase * dur + s.training_nimg          # stable while nimg <= bound
+    elif s.transition_nimg > 0:
+      bound = phase * dur + s.training_nimg          # stable while nimg <= bound (lod still integral there)
       groups = (bound - nimg) // group + 1
+    else:                                            # no fades: the next level from (phase + 1) * dur on
+      bound = (phase + 1) * dur
+      groups = -(-(bound - nimg) // group)
     end = step + groups * s.repeats
     out.append(Stage(len(out), level, fading, batch, step, nimg, end))
     step, nimg = end, nimg + groups * group
