@@ -1,6 +1,5 @@
 """The results json and sample sheet of a ProGAN run: the stages it went through (from the run's own
-schedule), the logged losses per stage, and the EMA generator's samples at the end of each stage
-it reached, from the run's sample grids.
+schedule), the logged losses per stage, and its newest sample grid (the EMA generator at the run's lod).
 
   python experiments/progan_results.py --workdir=workdirs/progan_fm --out=experiments/results/progan_fashion_mnist \
       --command="..." --command="..." --wall_s=1234 [--fid=...]
@@ -57,7 +56,7 @@ def main(argv):
                  "last_logged": {k: round(float(v), 5) for k, v in logged[-1].items() if k in LOSSES} if logged else {}})
   samples = sorted(os.listdir(os.path.join(_WORKDIR.value, "samples")))
   shutil.copyfile(os.path.join(_WORKDIR.value, "samples", samples[-1]), _OUT.value + ".png")
-  out = {"command": _COMMAND.value, "config": f"configs/progan.py:small,fashion_mnist (see the command for overrides)",
+  out = {"command": _COMMAND.value, "config": "configs/progan.py:small,fashion_mnist (see the command for overrides)",
          "steps": last_step, "wall_s": _WALL.value, "resumed_at": _RESUMED.value, "note": _NOTE.value,
          "params": {k: v for l in lines for k, v in l.items() if k.startswith("params/")},
          "stages": seen, "sample_sheet": os.path.basename(_OUT.value) + ".png",

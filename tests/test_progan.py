@@ -10,7 +10,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -19,7 +18,6 @@ from ganzoo import methods
 from ganzoo.methods import progan
 from ganzoo.models import layers
 from ganzoo.models import progan as pg
-from ganzoo.state import param_count
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs", "progan.py")
 
