@@ -110,8 +110,8 @@ def test_config_section_is_checked():
 TRANSLATORS = ("cyclegan", "pix2pix", "stargan")
 NO_DISCRIMINATOR = ("realnvp", "vae")   # likelihood families without a D
 # Families whose references train without instance noise: StyleGAN2 (R1; ADA / DiffAugment augment D's
-# inputs instead), CQ (seed 003's D sees clean images), ProGAN (WGAN-GP + drift on clean images).
-NO_NOISE = TRANSLATORS + NO_DISCRIMINATOR + ("stylegan2", "cq", "progan")
+# inputs instead), StyleGAN (R1), CQ (seed 003's D sees clean images), ProGAN (WGAN-GP + drift on clean images).
+NO_NOISE = TRANSLATORS + NO_DISCRIMINATOR + ("stylegan2", "stylegan", "cq", "progan")
 NOISE_FAMILIES = [f for f in methods.names() if f not in ("gan", "test_pair") + NO_NOISE]
 
 

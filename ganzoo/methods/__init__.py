@@ -224,6 +224,7 @@ from ganzoo.methods import stargan  # noqa: E402,F401
 from ganzoo.methods import pix2pix  # noqa: E402,F401
 from ganzoo.methods import cyclegan  # noqa: E402,F401
 from ganzoo.methods import stylegan2  # noqa: E402,F401
+from ganzoo.methods import stylegan  # noqa: E402,F401
 from ganzoo.methods import vae  # noqa: E402,F401
 from ganzoo.methods import realnvp  # noqa: E402,F401
 from ganzoo.methods import progan  # noqa: E402,F401

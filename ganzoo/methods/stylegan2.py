@@ -83,6 +83,7 @@ class StyleGAN2(methods.Method):
   """StyleGAN2: networks 'g' and 'd'; `state.extras` = {'pl_mean', 'w_avg'} (+ ADA's p and statistics)."""
 
   augments = True   # DiffAugment / ADA (ganzoo.augment)
+  truncation_cutoff: int | None = None   # truncate every layer (the StyleGAN family sets its cutoff)
 
   def __init__(self, config: ml_collections.ConfigDict, data: methods.DataSpec):
     super().__init__(config, data)
@@ -287,14 +288,15 @@ class StyleGAN2(methods.Method):
   # -- inference -------------------------------------------------------------------------------
   def generate(self, state: TrainState, z: jax.Array, noise_rng: jax.Array | None, use_ema: bool = True,
                psi: float | None = None) -> jax.Array:
-    """G(z) from the EMA weights, truncated around w_avg by psi (the config's truncation_psi), clipped to [-1, 1]."""
+    """G(z) from the EMA weights, truncated around w_avg by psi (the config's truncation_psi) on the first
+    `truncation_cutoff` layers (all when None), clipped to [-1, 1]."""
     spec = self.nets["g"]
     params, bs = nets_lib.inference_variables(spec, state.nets["g"], use_ema)
     w, _ = nets_lib.forward(spec, params, bs, z, train=False, method="mapping")
     ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1]))
     psi = self.truncation_psi if psi is None else psi
     if psi != 1.0:
-      ws = sg.truncate(ws, state.extras["w_avg"].astype(ws.dtype), psi)
+      ws = sg.truncate(ws, state.extras["w_avg"].astype(ws.dtype), psi, self.truncation_cutoff)
     img, _ = nets_lib.forward(spec, params, bs, ws, noise_rng, train=False, method="synthesis")
     return jnp.clip(img, -1.0, 1.0)
 
