@@ -17,6 +17,7 @@ import numpy as np
 
 from ganzoo import checkpoint
 from ganzoo import train
+from tests.conftest import SUBPROCESS_XLA_FLAGS
 from tests.test_steps import ROOT, assert_trees_close, load_config
 from tests.test_train import one_device, read_metrics, write_npz
 
@@ -34,6 +35,7 @@ def launch(workdir, data, num_processes, local_devices, extra=(), cache_dirs=Non
   port = free_port()
   env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_FLAGS"))}
   env["JAX_PLATFORMS"] = "cpu"
+  env["XLA_FLAGS"] = SUBPROCESS_XLA_FLAGS
   return [subprocess.Popen([sys.executable, WORKER, str(workdir), data, str(num_processes), str(i),
                             str(local_devices), str(port), *extra],
                            cwd=ROOT, env=dict(env, **({"GANZOO_CACHE_DIR": str(cache_dirs[i])} if cache_dirs else {})),

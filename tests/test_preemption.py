@@ -14,6 +14,7 @@ import time
 import pytest
 
 from ganzoo import train
+from tests.conftest import SUBPROCESS_XLA_FLAGS
 from tests.test_steps import ROOT, assert_trees_close, load_config
 from tests.test_train import latest_states, npz_config, one_device, read_metrics, write_npz
 
@@ -53,7 +54,7 @@ def test_sigterm_to_the_cli_then_the_same_command_resumes_exactly(tmp_path):
          "--config.train.checkpoint_every=1000", "--config.eval.every=0", "--no_progress",
          f"--compilation_cache={tmp_path / 'cache'}"]
   env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_FLAGS"))}
-  env.update(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count=1 {SUBPROCESS_XLA_FLAGS}".strip())
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:
     deadline = time.time() + 300
