@@ -17,9 +17,11 @@ import pytest
 
 from ganzoo import latent
 from ganzoo import methods
+from ganzoo import nets as nets_lib
 from ganzoo.latent import directions as dirs
 from ganzoo.latent import inversion as inv
 from ganzoo.methods.gan import GAN
+from ganzoo.methods.stylegan import StyleGAN
 from ganzoo.methods.stylegan2 import StyleGAN2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +57,23 @@ def style_gen(style_state):
 
 
 @pytest.fixture(scope="module")
+def style1_state():
+  """The tiny StyleGAN v1 (8x8, z = w = 16: b4 const, b4 conv, b8 conv0, b8 conv1) with w_avg set."""
+  method, state = _tiny(StyleGAN)
+  mean, _ = latent.w_stats(latent.from_method(method, state), jax.random.PRNGKey(5), 2000)
+  return method, state.replace(extras={**state.extras, "w_avg": mean})
+
+
+@pytest.fixture(scope="module")
+def style1_gen(style1_state):
+  return latent.from_method(*style1_state)
+
+
+# The style-based generators: StyleGAN2 and StyleGAN v1 (parametrized tests take the fixture by name).
+STYLE_GENS = ("style_gen", "style1_gen")
+
+
+@pytest.fixture(scope="module")
 def z_gen():
   method, state = _tiny(GAN, z_dim=8)   # DCGAN tiny, 28x28x1: 8 latent dims for 784 pixels
   return latent.from_method(method, state)
@@ -83,9 +102,24 @@ def test_recovery_w(style_gen):
   assert res.latents.shape == (100, style_gen.w_dim)
 
 
-def test_w_plus_noise_buffers_and_bad_space(style_gen, z_gen):
+def test_stylegan1_latent_spaces_are_its_generator(style1_state, style1_gen, style_gen):
+  """StyleGAN v1 through the latent tools: z -> mapping -> the same w for every layer -> synthesis
+  is the generator's own forward (noise off on both sides, float32 of the same ops: 1e-5); one
+  noise buffer per w (v1 has two per resolution from 4x4), one fewer than ws in StyleGAN2."""
+  method, state = style1_state
+  z = jax.random.normal(jax.random.PRNGKey(7), (4, style1_gen.z_dim), jnp.float32)
+  params, bs = nets_lib.inference_variables(method.nets["g"], state.nets["g"], True)
+  want = np.clip(np.asarray(nets_lib.forward(method.nets["g"], params, bs, z, train=False)[0]), -1, 1)
+  np.testing.assert_allclose(np.asarray(latent.synthesize(style1_gen, "z", z)), want, atol=1e-5)
+  assert style1_gen.num_ws == 4 and style1_gen.noise_shapes == ((4, 4, 1),) * 2 + ((8, 8, 1),) * 2
+  assert style_gen.num_ws == 4 and style_gen.noise_shapes == ((4, 4, 1),) + ((8, 8, 1),) * 2
+
+
+@pytest.mark.parametrize("gen_name", STYLE_GENS)
+def test_w_plus_noise_buffers_and_bad_space(gen_name, request, z_gen):
   """W+ optimizes one w per layer and the noise buffers, which stay normalized (zero mean, unit
   variance per sample, up to float32 rounding); z-only generators refuse W."""
+  style_gen = request.getfixturevalue(gen_name)
   x = latent.synthesize(style_gen, "w", jnp.broadcast_to(style_gen.w_avg, (4, style_gen.w_dim)))
   res = latent.invert(style_gen, x, "w+", latent.InvertConfig(num_steps=5))
   assert res.latents.shape == (4, style_gen.num_ws, style_gen.w_dim)
@@ -123,14 +157,21 @@ def _numpy_top_eigvecs(a, k):
   return vals[order], vecs[:, order].T
 
 
-def test_sefa_equals_numpy_eigh(style_gen, z_gen):
+def test_sefa_equals_numpy_eigh(style_gen, style1_gen, z_gen):
   """SeFa's directions are the top eigenvectors of A^T A computed by numpy (float64) from the raw
   params: |cos| = 1 up to float32 eigensolver error (~1e-5 for these 16x16 / 8x8 well-separated
-  spectra; a repeated eigenvalue would make vectors arbitrary, so the spectra's gaps are checked)."""
+  spectra; a repeated eigenvalue would make vectors arbitrary, so the spectra's gaps are checked).
+  StyleGAN2's A: the modulated convs' affines; StyleGAN v1's: the 4 epilogues' style dense layers
+  (2C rows each: scale and bias)."""
   synth = jax.tree.map(np.asarray, style_gen.params["synthesis"])
   a_style = np.concatenate([synth[k]["affine"]["kernel"].T for k in sorted(synth)
                             if isinstance(synth[k], dict) and "affine" in synth[k] and not k.endswith("torgb")])
-  for gen, a in ((style_gen, a_style), (z_gen, np.asarray(z_gen.first_layer(z_gen.params)))):
+  synth1 = jax.tree.map(np.asarray, style1_gen.params["synthesis"])
+  a_style1 = np.concatenate([synth1[k]["style"]["kernel"].T for k in ("b4_const", "b4_conv_epi", "b8_conv0_epi",
+                                                                       "b8_conv1_epi")])
+  assert a_style1.shape[0] == 2 * sum(synth1[k]["noise_weight"].shape[0] for k in synth1 if "style" in synth1[k])
+  for gen, a in ((style_gen, a_style), (style1_gen, a_style1),
+                 (z_gen, np.asarray(z_gen.first_layer(z_gen.params)))):
     k = 4
     d = latent.sefa(gen, k)
     vals, vecs = _numpy_top_eigvecs(a, k)

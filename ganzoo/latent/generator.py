@@ -15,7 +15,6 @@ from typing import Any, Callable
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ganzoo import nets as nets_lib
 
@@ -58,26 +57,35 @@ def _dense_kernels(params: PyTree) -> list[tuple[str, jax.Array]]:
           if getattr(v, "ndim", 0) == 2 and jax.tree_util.keystr(p).endswith("['kernel']")]
 
 
+# The families whose generator has a mapping network and a synthesis network taking one w per layer
+# (`mapping(z)`, `synthesis(ws, noise)`, `num_ws`, `noise_shapes`, extras['w_avg']): W and W+ exist.
+STYLE_FAMILIES = ("stylegan2", "stylegan")
+# The name of a synthesis layer's style affine (w -> styles): StyleGAN2's modulated convolutions
+# ('affine', arXiv:1912.04958 Fig. 2) and StyleGAN's AdaIN epilogues ('style', [y_s, y_b], 2C outputs).
+_STYLE_AFFINES = ("affine", "style")
+
+
 def style_affines(params: PyTree, torgb: bool = False) -> jax.Array:
-  """The style affines of the synthesis convolutions (and of the toRGB layers with `torgb`) stacked,
-  [sum of their in-channels, w_dim]: the matrix A whose A^T A SeFa decomposes for StyleGAN
-  (arXiv:2007.06600 Sec. 3.2; its reference stacks the style weights of the chosen synthesis layers,
-  all convolutions by default, without the toRGB outputs)."""
+  """The style affines of the synthesis layers (and of the toRGB layers with `torgb`) stacked,
+  [sum of their outputs, w_dim]: the matrix A whose A^T A SeFa decomposes for StyleGAN
+  (arXiv:2007.06600 Sec. 3.2; its reference, genforce/sefa utils.py, stacks the style weights of
+  the chosen synthesis layers, all of them by default, without the toRGB outputs; for StyleGAN
+  v1 those are the epilogues' style_mod dense layers, scale and bias rows together)."""
   synth = params["synthesis"]
-  mats = [synth[k]["affine"]["kernel"].T for k in sorted(synth)
-          if isinstance(synth[k], dict) and "affine" in synth[k] and (torgb or not k.endswith("torgb"))]
+  mats = [synth[k][a]["kernel"].T for k in sorted(synth) if isinstance(synth[k], dict)
+          for a in _STYLE_AFFINES if a in synth[k] and (torgb or not k.endswith("torgb"))]
   return jnp.concatenate(mats, axis=0)
 
 
 def from_method(method: Any, state: Any, use_ema: bool = True, label: int | None = None) -> LatentGenerator:
   """The latent spaces of a family's generator in `state` (inference mode, EMA weights by default).
 
-  The style-based family ('stylegan2') gets z, W and W+; any other family with `latent_dim` and
+  The style-based families (STYLE_FAMILIES: 'stylegan2', 'stylegan') get z, W and W+; any other family with `latent_dim` and
   `generate(state, z, y)` (the 'gan' family: DCGAN, SNGAN, BigGAN, ...) gets z. A class-conditional
   model is inverted within one class, `label` (default 0). Other families: a one-line ValueError.
   """
   shape = tuple(getattr(method, "image_shape", None) or method.data.image_shape)
-  if getattr(method, "name", "") == "stylegan2":
+  if getattr(method, "name", "") in STYLE_FAMILIES:
     spec = method.nets["g"]
     params, bs = nets_lib.inference_variables(spec, state.nets["g"], use_ema)
 
@@ -93,17 +101,15 @@ def from_method(method: Any, state: Any, use_ema: bool = True, label: int | None
       w = mapping(p, z)
       return images_ws(p, jnp.broadcast_to(w[:, None], (w.shape[0], method.num_ws, w.shape[-1])))
 
-    res = method.generator.resolution
-    # One buffer per synthesis layer in the order SynthesisNetwork consumes them: b4_conv1, then conv0 and
-    # conv1 of every later block (the toRGB layers take no noise).
-    shapes = [(4, 4, 1)] + [(r, r, 1) for r in (2 ** i for i in range(3, int(np.log2(res)) + 1)) for _ in (0, 1)]
+    # One buffer per noise input in the order the synthesis network consumes them (the model's own list).
+    shapes = method.generator.noise_shapes
     return LatentGenerator(params=params, w_avg=jnp.asarray(state.extras["w_avg"], jnp.float32),
                            z_dim=int(method.z_dim), image_shape=shape, images_z=images_z,
                            first_layer=style_affines, w_dim=int(method.w_dim), num_ws=int(method.num_ws),
                            mapping=mapping, images_ws=images_ws, noise_shapes=tuple(shapes), name=method.name)
   if not hasattr(method, "generate") or not hasattr(method, "latent_dim"):
     raise ValueError(f"family {getattr(method, 'name', '?')!r} has no latent-variable generator to invert "
-                     "(config.method='gan' or 'stylegan2')")
+                     "(config.method='gan', 'stylegan' or 'stylegan2')")
   num_classes = int(getattr(method, "num_classes", 0) or 0)
   if label is not None and not 0 <= int(label) < max(num_classes, 1):
     raise ValueError(f"--label={label} out of range: the model has {num_classes} classes")

@@ -103,7 +103,7 @@ def check_space(gen: LatentGenerator, space: str) -> str:
   if space not in SPACES:
     raise ValueError(f"unknown --space={space!r}; choose from {list(SPACES)}")
   if space != "z" and not gen.has_w:
-    raise ValueError(f"--space={space} needs a style-based generator (config.method='stylegan2'); "
+    raise ValueError(f"--space={space} needs a style-based generator (config.method='stylegan2' or 'stylegan'); "
                      f"family {gen.name!r} has only z: pass --space=z")
   return space
 

@@ -81,6 +81,12 @@ def num_layers(resolution: int) -> int:
   return sg2.num_ws(resolution)
 
 
+def noise_shapes(resolution: int) -> tuple[tuple[int, int, int], ...]:
+  """The per-pixel noise buffers [H, W, 1] in layer order: two per resolution from 4x4 (the
+  constant's epilogue and the conv's at 4x4; conv0 and conv1 above), one per w."""
+  return tuple((2 ** i, 2 ** i, 1) for i in range(2, int(math.log2(resolution)) + 1) for _ in (0, 1))
+
+
 # Presets. 'ffhq' is the reference's default network (G_synthesis / D_basic defaults: fmap_base 8192,
 # fmap_max 512; G_mapping: 8 layers of 512, z = w = 512) at 1024x1024; '512' and '256' the same
 # network at the FFHQ-512 / -256 configs of train.py. 'small' is a 32x32 CPU size, 'tiny' for tests.
@@ -280,15 +286,9 @@ class SynthesisNetwork(nn.Module):
     return Conv(self.out_channels, 1, gain=1.0, activation=False, name="torgb")(x)
 
 
-class Generator(nn.Module):
-  """G_style: `G.apply(v, z, train=..., rngs={'dropout': key})` -> images (per-layer noise from the
-  'dropout' stream; none without it). Methods `mapping(z)` -> w and `synthesis(ws, noise)` -> images,
-  the interface of `ganzoo.models.stylegan2.Generator` (style mixing and truncation live in the family)."""
-  resolution: int
-  out_channels: int
-  z_dim: int = 512
-  w_dim: int = 512
-  map_layers: int = 8
+class Generator(sg2.StyleGenerator):
+  """G_style (G_mapping + G_synthesis), with `ganzoo.models.stylegan2.StyleGenerator`'s interface:
+  `mapping(z)`, `synthesis(ws, noise)`, `num_ws` = num_layers(R) ws, two noise buffers per resolution."""
   fmap_base: int = 8192
   fmap_max: int = 512
 
@@ -298,24 +298,8 @@ class Generator(nn.Module):
                                           name="synthesis")
 
   @property
-  def num_ws(self) -> int:
-    return num_layers(self.resolution)
-
-  def mapping(self, z, train: bool = True):
-    del train
-    return self.mapping_net(z)
-
-  def synthesis(self, ws, noise_rng=None, train: bool = True):
-    del train
-    return self.synthesis_net(ws, noise_rng)
-
-  def __call__(self, z, y=None, train: bool = True, ws_out: bool = False):
-    del y, train
-    w = self.mapping_net(z)
-    ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1]))
-    noise = self.make_rng("dropout") if self.has_rng("dropout") else None
-    img = self.synthesis_net(ws, noise)
-    return (img, w) if ws_out else img
+  def noise_shapes(self) -> tuple[tuple[int, int, int], ...]:
+    return noise_shapes(self.resolution)
 
 
 class Discriminator(nn.Module):

@@ -84,6 +84,13 @@ def num_ws(resolution: int) -> int:
   return 2 * int(math.log2(resolution)) - 2
 
 
+def noise_shapes(resolution: int) -> tuple[tuple[int, int, int], ...]:
+  """The per-pixel noise buffers [H, W, 1] in the order SynthesisNetwork consumes them: b4's one
+  conv, then conv0 and conv1 of every later block (toRGB takes none): num_ws - 1 buffers."""
+  res = [2 ** i for i in range(3, int(math.log2(resolution)) + 1)]
+  return ((4, 4, 1),) + tuple((r, r, 1) for r in res for _ in (0, 1))
+
+
 # ---------------------------------------------------------------------------------------------
 # Ops.
 
@@ -324,22 +331,18 @@ class SynthesisNetwork(nn.Module):
     return img
 
 
-class Generator(nn.Module):
-  """StyleGAN2 G: `G.apply(v, z, train=..., rngs={'dropout': key})` -> images (noise from the 'dropout'
-  stream; none without it). Methods: `mapping(z)` -> w; `synthesis(ws, noise_rng)` -> images."""
+class StyleGenerator(nn.Module):
+  """A style-based G: `G.apply(v, z, train=..., rngs={'dropout': key})` -> images (per-layer noise from
+  the 'dropout' stream; none without it). Methods `mapping(z)` -> w and `synthesis(ws, noise)` ->
+  images (noise: a key, a list of buffers [N, H, W, 1] in `noise_shapes` order, or None); `num_ws`
+  ws of `w_dim`. A subclass's `setup` builds `mapping_net` and `synthesis_net` and it defines
+  `noise_shapes` (StyleGAN2 below, StyleGAN v1 in ganzoo.models.stylegan). Style mixing and
+  truncation live in the families."""
   resolution: int
   out_channels: int
   z_dim: int = 512
   w_dim: int = 512
   map_layers: int = 8
-  channel_base: int = 32768
-  channel_max: int = 512
-  conv_clamp: float | None = 256.0
-
-  def setup(self):
-    self.mapping_net = MappingNetwork(self.w_dim, self.map_layers, name="mapping")
-    self.synthesis_net = SynthesisNetwork(self.resolution, self.out_channels, self.channel_base, self.channel_max,
-                                          self.conv_clamp, name="synthesis")
 
   @property
   def num_ws(self) -> int:
@@ -354,12 +357,28 @@ class Generator(nn.Module):
     return self.synthesis_net(ws, noise_rng)
 
   def __call__(self, z, y=None, train: bool = True, ws_out: bool = False):
-    del train   # no batch statistics, no dropout
+    del y, train   # unconditional; no batch statistics, no dropout
     w = self.mapping_net(z)
     ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1]))
     noise = self.make_rng("dropout") if self.has_rng("dropout") else None
     img = self.synthesis_net(ws, noise)
     return (img, w) if ws_out else img
+
+
+class Generator(StyleGenerator):
+  """StyleGAN2 G (training/networks.py Generator: MappingNetwork + SynthesisNetwork)."""
+  channel_base: int = 32768
+  channel_max: int = 512
+  conv_clamp: float | None = 256.0
+
+  def setup(self):
+    self.mapping_net = MappingNetwork(self.w_dim, self.map_layers, name="mapping")
+    self.synthesis_net = SynthesisNetwork(self.resolution, self.out_channels, self.channel_base, self.channel_max,
+                                          self.conv_clamp, name="synthesis")
+
+  @property
+  def noise_shapes(self) -> tuple[tuple[int, int, int], ...]:
+    return noise_shapes(self.resolution)
 
 
 class Discriminator(nn.Module):
