@@ -19,7 +19,7 @@ Data variants: fashion_mnist, mnist, cifar10 (resized to the preset's resolution
 for the large presets.
 """
 
-from ganzoo.config import apply_variants, get_base_config
+from ganzoo.config import sized_config
 from ganzoo.methods.stylegan import apply_preset
 from ganzoo.models.stylegan import PRESETS
 
@@ -27,19 +27,4 @@ KIMG = {"ffhq": 25_000, "512": 25_000, "256": 25_000, "small": 1_000, "tiny": 1}
 
 
 def get_config(arg=None):
-  variants = [v for v in (arg or "").split(",") if v]
-  size = next((v for v in variants if v in PRESETS), "small")
-  variants = [v for v in variants if v not in PRESETS]
-  c = get_base_config()
-  apply_preset(c, size)
-  c.data.name = "cifar10" if size == "small" else "ffhq"
-  c.train.num_steps = KIMG[size] * 1000 // c.data.batch_size
-  c.train.log_every = 100
-  c.eval.metrics = "fid"
-  for name in ("fashion_mnist", "mnist", "cifar10"):
-    if name in variants:
-      c.data.name = name
-      variants.remove(name)
-  if size == "tiny":
-    variants.append("tiny")
-  return apply_variants(c, ",".join(variants), ())
+  return sized_config(arg, PRESETS, apply_preset, KIMG, default_data={"small": "cifar10"})

@@ -20,28 +20,11 @@ Data variants: fashion_mnist (resized to 32x32; 16x16 with tiny), cifar10, ffhq/
 where available.
 """
 
-import ml_collections
-
-from ganzoo.config import apply_variants, get_base_config
+from ganzoo.config import sized_config
 from ganzoo.methods.stylegan2 import TRAIN_PRESETS, apply_preset
 
 KIMG = {"cifar": 100_000, "paper256": 25_000, "stylegan2": 25_000, "small": 1_000, "tiny": 1}
 
 
 def get_config(arg=None):
-  variants = [v for v in (arg or "").split(",") if v]
-  size = next((v for v in variants if v in TRAIN_PRESETS), "small")
-  variants = [v for v in variants if v not in TRAIN_PRESETS]
-  c = get_base_config()
-  apply_preset(c, size)
-  c.data.name = "cifar10" if size in ("cifar", "small") else "ffhq"
-  c.train.num_steps = KIMG[size] * 1000 // c.data.batch_size
-  c.train.log_every = 100
-  c.eval.metrics = "fid"
-  for name in ("fashion_mnist", "mnist", "cifar10"):
-    if name in variants:
-      c.data.name = name
-      variants.remove(name)
-  if size == "tiny":
-    variants.append("tiny")
-  return apply_variants(c, ",".join(variants), ())
+  return sized_config(arg, TRAIN_PRESETS, apply_preset, KIMG, default_data={"cifar": "cifar10", "small": "cifar10"})

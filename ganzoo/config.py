@@ -344,6 +344,35 @@ def tiny(c: ml_collections.ConfigDict) -> None:
   c.eval.num_samples = 16
 
 
+# The data variants of the sized configs: they set only data.name, the preset keeps its resolution
+# (images are resized to it), unlike `set_data`, which sets the data set's own image size.
+SIZED_DATA_VARIANTS = ("fashion_mnist", "mnist", "cifar10")
+
+
+def sized_config(arg: str | None, presets, apply_preset, kimg: dict[str, int],
+                 default_data: dict[str, str]) -> ml_collections.ConfigDict:
+  """`--config=<file>:<size>[,<data>][,tiny]` for configs whose networks come in sizes (StyleGAN,
+  StyleGAN2): the size (a key of `presets`, default 'small') set by `apply_preset(c, size)`, the data
+  set `default_data.get(size, 'ffhq')` or a SIZED_DATA_VARIANTS name, `kimg[size]` thousand images of
+  training, FID in evaluation; the size 'tiny' also applies the 'tiny' variant."""
+  variants = [v for v in (arg or "").split(",") if v]
+  size = next((v for v in variants if v in presets), "small")
+  variants = [v for v in variants if v not in presets]
+  c = get_base_config()
+  apply_preset(c, size)
+  c.data.name = default_data.get(size, "ffhq")
+  c.train.num_steps = kimg[size] * 1000 // c.data.batch_size
+  c.train.log_every = 100
+  c.eval.metrics = "fid"
+  for name in SIZED_DATA_VARIANTS:
+    if name in variants:
+      c.data.name = name
+      variants.remove(name)
+  if size == "tiny":
+    variants.append("tiny")
+  return apply_variants(c, ",".join(variants), ())
+
+
 def apply_variants(c: ml_collections.ConfigDict, arg: str | None, datasets: tuple[str, ...]) -> ml_collections.ConfigDict:
   """Applies a `--config=f.py:variant[,variant...]` argument: data set names and 'tiny'."""
   for variant in (arg or "").split(","):
