@@ -26,7 +26,8 @@ def test_env_vars_start_two_hosts_that_fall_back_to_the_same_step(tmp_path):
   base = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_FLAGS"))}
   procs = []
   for i in range(2):
-    env = {**base, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": SUBPROCESS_XLA_FLAGS, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+    env = {**base, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": SUBPROCESS_XLA_FLAGS,
+           "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
            "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)}
     procs.append(subprocess.Popen([sys.executable, WORKER, str(workdir), data], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

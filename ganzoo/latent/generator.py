@@ -80,8 +80,9 @@ def style_affines(params: PyTree, torgb: bool = False) -> jax.Array:
 def from_method(method: Any, state: Any, use_ema: bool = True, label: int | None = None) -> LatentGenerator:
   """The latent spaces of a family's generator in `state` (inference mode, EMA weights by default).
 
-  The style-based families (STYLE_FAMILIES: 'stylegan2', 'stylegan') get z, W and W+; any other family with `latent_dim` and
-  `generate(state, z, y)` (the 'gan' family: DCGAN, SNGAN, BigGAN, ...) gets z. A class-conditional
+  The style-based families (STYLE_FAMILIES: 'stylegan2', 'stylegan') get z, W and W+; any other
+  family with `latent_dim` and `generate(state, z, y)` (the 'gan' family: DCGAN, SNGAN, BigGAN, ...)
+  gets z. A class-conditional
   model is inverted within one class, `label` (default 0). Other families: a one-line ValueError.
   """
   shape = tuple(getattr(method, "image_shape", None) or method.data.image_shape)
