@@ -42,13 +42,18 @@ def _tiny(family, seed=0, **model):
   return method, state
 
 
-@pytest.fixture(scope="module")
-def style_state():
-  """The tiny StyleGAN2 (8x8, z = w = 16) at init, with w_avg set to the mapping's mean (a fresh
-  state's extras hold zeros)."""
-  method, state = _tiny(StyleGAN2)
+def _tiny_style(family):
+  """A tiny style-based family at init, with w_avg set to the mapping's mean (a fresh state's extras
+  hold zeros)."""
+  method, state = _tiny(family)
   mean, _ = latent.w_stats(latent.from_method(method, state), jax.random.PRNGKey(5), 2000)
   return method, state.replace(extras={**state.extras, "w_avg": mean})
+
+
+@pytest.fixture(scope="module")
+def style_state():
+  """The tiny StyleGAN2 (8x8, z = w = 16)."""
+  return _tiny_style(StyleGAN2)
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +63,8 @@ def style_gen(style_state):
 
 @pytest.fixture(scope="module")
 def style1_state():
-  """The tiny StyleGAN v1 (8x8, z = w = 16: b4 const, b4 conv, b8 conv0, b8 conv1) with w_avg set."""
-  method, state = _tiny(StyleGAN)
-  mean, _ = latent.w_stats(latent.from_method(method, state), jax.random.PRNGKey(5), 2000)
-  return method, state.replace(extras={**state.extras, "w_avg": mean})
+  """The tiny StyleGAN v1 (8x8, z = w = 16: b4 const, b4 conv, b8 conv0, b8 conv1)."""
+  return _tiny_style(StyleGAN)
 
 
 @pytest.fixture(scope="module")
