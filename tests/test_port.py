@@ -34,6 +34,14 @@ RECORDS = record_port.load_records(os.path.join(FIXTURES, "port_fixtures.json"))
 RECORDED = next((r for r in RECORDS if r["fingerprint"] == record_port.fingerprint()), None)
 
 
+# The records were written at XLA's default backend (LLVM) optimization level, 3. tests/conftest.py
+# runs the suite at level 1, which changes the last bits of some results (sngan_8 and biggan_8 differ
+# at level 1 and match at level 3 on the Xeon record's machine), so the step compared here is
+# compiled at the recorded level whatever XLA_FLAGS say. The fingerprint holds XLA_FLAGS without
+# the level (`record_port.fingerprint`).
+RECORD_COMPILER_OPTIONS = {"xla_backend_optimization_level": 3}
+
+
 def _same_machine() -> bool:
   return RECORDED is not None
 
@@ -64,7 +72,10 @@ def test_gan_family_reproduces_the_pre_protocol_step(case):
     batch = record_port.batch(s, gan.d_steps)
     if not gan.num_classes:
       batch.pop("label")
-    state, metrics = step(state, parallel.global_batch({"real": batch}, mesh))
+    batch = parallel.global_batch({"real": batch}, mesh)
+    if s == 1:   # the step at XLA's default backend level, as recorded (see RECORD_COMPILER_OPTIONS)
+      step = step.lower(state, batch).compile(RECORD_COMPILER_OPTIONS)
+    state, metrics = step(state, batch)
   recorded = RECORDED["cases"][case]
   for field, tree in _legacy_fields(jax.device_get(state)).items():
     got = record_port.tree_record(tree)
